@@ -1,0 +1,22 @@
+# ballast: the two commands of the README, and the pieces they are made of.
+CARGO ?= cargo
+
+.PHONY: run test deps check-fmt clippy unit bench
+
+## Installs missing system packages, then shows what runs today (the daemon arrives with a later issue).
+run: deps
+	@$(CARGO) build --release -q -p ballastctl
+	@scripts/demo.sh
+
+## Installs missing system packages, then: unit + integration tests, clippy (warnings are errors), rustfmt.
+test: deps
+	$(CARGO) test --workspace
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
+
+deps:
+	@scripts/install-deps.sh
+
+## Criterion benchmarks (not part of `make test`).
+bench:
+	$(CARGO) bench --bench dsp
