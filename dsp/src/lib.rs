@@ -11,11 +11,19 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod biquad;
+pub mod compressor;
+pub mod crossover;
 pub mod denormal;
+pub mod generators;
 pub mod level;
+pub mod limiter;
+pub mod loudness;
+pub mod loudness_control;
+pub mod multiband;
 pub mod param;
 pub mod processor;
 pub mod smoother;
+pub mod true_peak;
 
 pub use denormal::DenormalGuard;
 pub use param::{KindDescriptor, MeterDescriptor, ParamDescriptor, ParamError, ParamId, Scale, Smoothing, Unit};
