@@ -54,8 +54,10 @@ pub fn exercise(node: &mut dyn Processor, sample_rate: f64, max_block: usize, ba
     let mut outputs: Vec<Vec<f32>> = vec![vec![0.0; max_block]; n_out];
     let mut blocks: Vec<usize> = vec![1, 2, 3, 7, 31, 64, max_block, max_block / 2 + 1];
     blocks.retain(|&b| b >= 1 && b <= max_block);
-    let mut in_refs: Vec<&[f32]> = Vec::with_capacity(n_in);
-    let mut out_refs: Vec<&mut [f32]> = Vec::with_capacity(n_out);
+    // Per-block slice tables live on the stack (a reused Vec would keep `inputs` borrowed across
+    // iterations); nodes have at most MAX_CHANNELS channels.
+    const MAX_CHANNELS: usize = 16;
+    assert!(n_in <= MAX_CHANNELS && n_out <= MAX_CHANNELS, "rt::exercise handles up to 16 channels");
 
     let before = violation_count();
     let mut nonfinite_out = 0usize;
@@ -75,12 +77,16 @@ pub fn exercise(node: &mut dyn Processor, sample_rate: f64, max_block: usize, ba
                     };
                 }
             }
-            in_refs.clear();
-            in_refs.extend(inputs.iter().map(|c| &c[..n]));
-            out_refs.clear();
-            out_refs.extend(outputs.iter_mut().map(|c| &mut c[..n]));
-            node.process_checked(&in_refs, &mut out_refs);
-            nonfinite_out += out_refs.iter().flat_map(|c| c.iter()).filter(|x| !x.is_finite()).count();
+            let mut in_refs: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
+            for (r, c) in in_refs.iter_mut().zip(inputs.iter()) {
+                *r = &c[..n];
+            }
+            let mut out_refs: [&mut [f32]; MAX_CHANNELS] = std::array::from_fn(|_| <&mut [f32]>::default());
+            for (r, c) in out_refs.iter_mut().zip(outputs.iter_mut()) {
+                *r = &mut c[..n];
+            }
+            node.process_checked(&in_refs[..n_in], &mut out_refs[..n_out]);
+            nonfinite_out += out_refs[..n_out].iter().flat_map(|c| c.iter()).filter(|x| !x.is_finite()).count();
             if round % 11 == 10 {
                 node.reset();
             }
