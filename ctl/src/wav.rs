@@ -55,6 +55,21 @@ fn describe(err: SymError) -> InputError {
     }
 }
 
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_up_to(mut file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// What the header says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WavInfo {
@@ -87,6 +102,22 @@ impl WavStream {
         if file.metadata().map(|m| m.is_dir()).unwrap_or(false) {
             return Err(bad("is a directory"));
         }
+        // Tell "not a WAV at all" from "a WAV cut short" before the probe, which reports both as
+        // an early end of file.
+        let mut head = [0u8; 12];
+        let got = read_up_to(&file, &mut head).map_err(|e| bad(format!("read error: {e}")))?;
+        if got < 4 || &head[..4] != b"RIFF" || (got >= 12 && &head[8..12] != b"WAVE") {
+            return Err(bad("not a WAV file (no RIFF/WAVE header)"));
+        }
+        if got < 12 {
+            return Err(bad("truncated WAV: the file ends inside its header"));
+        }
+        let file = {
+            use std::io::Seek;
+            let mut f = file;
+            f.rewind().map_err(|e| bad(format!("read error: {e}")))?;
+            f
+        };
         let mss = MediaSourceStream::new(Box::new(file), Default::default());
         let mut hint = Hint::new();
         hint.with_extension("wav");
@@ -95,6 +126,9 @@ impl WavStream {
             .map_err(|e| match e {
                 // The probe reports any file it recognises no format in as "unsupported".
                 SymError::Unsupported(_) => bad("not a WAV file"),
+                SymError::IoError(e) if e.kind() == ErrorKind::UnexpectedEof => {
+                    bad("truncated WAV: the file ends inside its header")
+                }
                 other => describe(other),
             })?;
         let track = reader.default_track(TrackType::Audio).ok_or_else(|| bad("no audio in the file"))?;
