@@ -47,9 +47,7 @@ fn describe(err: SymError) -> InputError {
         }
         SymError::IoError(e) => bad(format!("read error: {e}")),
         SymError::DecodeError(msg) => bad(format!("malformed WAV ({})", msg.trim_start_matches("wav: "))),
-        SymError::Unsupported(msg) if msg.contains("probe") || msg.contains("no suitable") => {
-            bad("not a WAV file")
-        }
+        SymError::Unsupported(msg) if msg.contains("probe") || msg.contains("no suitable") => bad("not a WAV file"),
         SymError::Unsupported(msg) => bad(format!("unsupported WAV ({})", msg.trim_start_matches("wav: "))),
         other => bad(other.to_string()),
     }

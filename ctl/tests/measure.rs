@@ -111,8 +111,14 @@ fn measure_json(path: &Path) -> [Option<f64>; 6] {
     assert!(out.stderr.is_empty(), "no progress bar or noise on a non-terminal stderr");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
     let obj = v.as_object().expect("a JSON object");
-    let keys =
-        ["integrated_lufs", "lra_lu", "true_peak_dbtp", "max_momentary_lufs", "max_short_term_lufs", "sample_peak_dbfs"];
+    let keys = [
+        "integrated_lufs",
+        "lra_lu",
+        "true_peak_dbtp",
+        "max_momentary_lufs",
+        "max_short_term_lufs",
+        "sample_peak_dbfs",
+    ];
     assert_eq!(obj.len(), keys.len(), "exactly the six keys: {v}");
     keys.map(|k| {
         let x = obj.get(k).unwrap_or_else(|| panic!("key {k} missing in {v}"));
@@ -201,7 +207,8 @@ fn text_output_and_help() {
     let help = run(&["measure", "--help"]);
     assert!(help.status.success());
     let help = String::from_utf8(help.stdout).unwrap();
-    for word in ["Integrated loudness", "Loudness range", "True peak", "Max momentary", "Max short-term", "Sample peak"] {
+    for word in ["Integrated loudness", "Loudness range", "True peak", "Max momentary", "Max short-term", "Sample peak"]
+    {
         assert!(help.contains(word), "--help explains {word}");
     }
     assert!(help.contains("Exit codes") && help.contains("0  success") && help.contains("2  bad input"));

@@ -572,7 +572,7 @@ fn sweep_follows_the_exponential_law() {
     let (f1, f2, dur): (f64, f64, f64) = (20.0, 10_000.0, 2.0);
     let mut s = sweep(f1 as f32, f2 as f32, dur as f32, false, SR);
     let x = render(&mut s, (dur * SR) as usize);
-    let l: f64 = dur / (f2 / f1 as f64).ln();
+    let l = dur / (f2 / f1).ln();
     let c = upward_crossings(&x);
     // Crossing k of sin(2π φ(t)) is where φ(t) = f1 L (e^{t/L} − 1) = k (cycles): t_k = L ln(1 + k/(f1 L)).
     // The crossing at φ = 0 (t = 0) is inside the fade and not detected; the first one seen is k = 1.
@@ -595,7 +595,9 @@ fn sweep_follows_the_exponential_law() {
     let span = 0.01 * SR;
     let first_after = |i: usize| (i + 1..c.len()).find(|&j| c[j] - c[i] >= span).unwrap();
     let last_before = |j: usize| (0..j).rev().find(|&i| c[j] - c[i] >= span).unwrap();
-    for (name, i, j) in [("start", 0, first_after(0)), ("middle", mid, first_after(mid)), ("end", last_before(last), last)] {
+    for (name, i, j) in
+        [("start", 0, first_after(0)), ("middle", mid, first_after(mid)), ("end", last_before(last), last)]
+    {
         let t_mid = 0.5 * (c[i] + c[j]) / SR;
         let measured = (j - i) as f64 * SR / (c[j] - c[i]);
         let formula = f1 * (t_mid / l).exp();

@@ -77,7 +77,8 @@ impl PinkFilter {
         }
         poles[5] = KELLET_HF_POLE;
         gains[5] = KELLET_HF_GAIN;
-        let mut f = Self { poles, gains, direct: KELLET_DIRECT, delayed: KELLET_DELAYED, state: [0.0; 6], last_white: 0.0 };
+        let mut f =
+            Self { poles, gains, direct: KELLET_DIRECT, delayed: KELLET_DELAYED, state: [0.0; 6], last_white: 0.0 };
         // Power gain = Σ h[n]². The slowest pole at 192 kHz is 0.99974 (time constant ~3.8k samples):
         // 2^19 samples leave a tail below 1e-50.
         let mut energy = 0.0;

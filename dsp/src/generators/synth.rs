@@ -130,7 +130,13 @@ const P_SUSTAIN: ParamId = ParamId(3);
 const P_RELEASE: ParamId = ParamId(4);
 const P_LEVEL: ParamId = ParamId(5);
 
-const fn time_param(id: ParamId, key: &'static str, name: &'static str, default: f32, doc: &'static str) -> ParamDescriptor {
+const fn time_param(
+    id: ParamId,
+    key: &'static str,
+    name: &'static str,
+    default: f32,
+    doc: &'static str,
+) -> ParamDescriptor {
     ParamDescriptor {
         id,
         key,
@@ -158,8 +164,20 @@ static SYNTH_PARAMS: [ParamDescriptor; 6] = [
         smoothing: Smoothing::None,
         doc: "Oscillator waveform of every voice (sine, saw, square, triangle); switches at once.",
     },
-    time_param(P_ATTACK, "attack_ms", "Attack", 5.0, "Time from note-on (or the level a retriggered voice had) to the peak; applies to the next attack."),
-    time_param(P_DECAY, "decay_ms", "Decay", 100.0, "Time from the peak to the sustain level; applies to the next decay."),
+    time_param(
+        P_ATTACK,
+        "attack_ms",
+        "Attack",
+        5.0,
+        "Time from note-on (or the level a retriggered voice had) to the peak; applies to the next attack.",
+    ),
+    time_param(
+        P_DECAY,
+        "decay_ms",
+        "Decay",
+        100.0,
+        "Time from the peak to the sustain level; applies to the next decay.",
+    ),
     ParamDescriptor {
         id: P_SUSTAIN,
         key: "sustain_db",
@@ -172,7 +190,13 @@ static SYNTH_PARAMS: [ParamDescriptor; 6] = [
         smoothing: Smoothing::Linear { ms: 20.0 },
         doc: "Level held while a note is down, relative to the note's peak (velocity).",
     },
-    time_param(P_RELEASE, "release_ms", "Release", 200.0, "Time from note-off to silence; applies to the next release."),
+    time_param(
+        P_RELEASE,
+        "release_ms",
+        "Release",
+        200.0,
+        "Time from note-off to silence; applies to the next release.",
+    ),
     ParamDescriptor {
         id: P_LEVEL,
         key: "level_db",
@@ -285,8 +309,11 @@ impl Synth {
 
     fn update_times(&mut self) {
         let samples = |ms: f32| (ms as f64 * 1e-3 * self.sample_rate).round() as u32;
-        self.times =
-            AdsrTimes { attack: samples(self.attack_ms), decay: samples(self.decay_ms), release: samples(self.release_ms) };
+        self.times = AdsrTimes {
+            attack: samples(self.attack_ms),
+            decay: samples(self.decay_ms),
+            release: samples(self.release_ms),
+        };
     }
 
     /// Equal temperament, A4 (69) = 440 Hz.
@@ -332,8 +359,8 @@ impl Synth {
             best = match best {
                 Some(b) => {
                     let bv = &voices[b];
-                    let quieter = v.env.level() < bv.env.level()
-                        || (v.env.level() == bv.env.level() && v.released < bv.released);
+                    let quieter =
+                        v.env.level() < bv.env.level() || (v.env.level() == bv.env.level() && v.released < bv.released);
                     Some(if quieter { i } else { b })
                 }
                 None => Some(i),
