@@ -36,7 +36,7 @@ pub enum Stage {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Adsr {
     stage: Stage,
-    /// The value last returned by [`Adsr::next`].
+    /// The value last returned by [`Adsr::next`] (0 once idle).
     level: f32,
     /// Level the current attack or release started from.
     start: f32,
@@ -140,8 +140,67 @@ impl Adsr {
                 v
             }
         };
-        self.level = v;
+        // Once idle the envelope is at 0, whatever its last output was: a new note starts from silence.
+        self.level = if self.stage == Stage::Idle { 0.0 } else { v };
         v
+    }
+}
+
+impl Adsr {
+    /// Writes the envelope of the next samples into `out` (`sustain[i]` is the sustain level at
+    /// `out[i]`), stage run by stage run so the inner loops vectorise. Returns how many samples are
+    /// valid: `out.len()`, or fewer when the envelope goes idle (the rest of `out` is left untouched).
+    /// Bit-identical to calling [`Adsr::next`] per sample.
+    pub fn fill(&mut self, times: &AdsrTimes, sustain: &[f32], out: &mut [f32]) -> usize {
+        let n = out.len().min(sustain.len());
+        let mut i = 0;
+        while i < n {
+            let run = (n - i).min(self.n.saturating_sub(self.k) as usize);
+            let (start, peak, k0, inv_n) = (self.start, self.peak, self.k, self.inv_n);
+            match self.stage {
+                Stage::Idle => return i,
+                Stage::Sustain => {
+                    for (o, &s) in out[i..n].iter_mut().zip(&sustain[i..n]) {
+                        *o = peak * s;
+                    }
+                    i = n;
+                }
+                Stage::Attack => {
+                    for (j, o) in out[i..i + run].iter_mut().enumerate() {
+                        *o = start + (peak - start) * ((k0 + j as u32) as f32 * inv_n);
+                    }
+                    i += run;
+                    self.k += run as u32;
+                    if self.k >= self.n {
+                        self.enter_decay(times);
+                    }
+                }
+                Stage::Decay => {
+                    for (j, (o, &s)) in out[i..i + run].iter_mut().zip(&sustain[i..i + run]).enumerate() {
+                        *o = peak * (1.0 - (1.0 - s) * ((k0 + j as u32) as f32 * inv_n));
+                    }
+                    i += run;
+                    self.k += run as u32;
+                    if self.k >= self.n {
+                        self.stage = Stage::Sustain;
+                    }
+                }
+                Stage::Release => {
+                    for (j, o) in out[i..i + run].iter_mut().enumerate() {
+                        *o = start * (1.0 - (k0 + j as u32) as f32 * inv_n);
+                    }
+                    i += run;
+                    self.k += run as u32;
+                    if self.k >= self.n {
+                        self.stage = Stage::Idle;
+                    }
+                }
+            }
+            if i > 0 {
+                self.level = if self.stage == Stage::Idle { 0.0 } else { out[i - 1] };
+            }
+        }
+        n
     }
 }
 
@@ -167,6 +226,38 @@ mod tests {
         assert!(r[29] > 0.0);
         assert_eq!(r[30], 0.0);
         assert!(e.is_idle());
+    }
+
+    #[test]
+    fn fill_equals_next() {
+        let t = AdsrTimes { attack: 37, decay: 50, release: 61 };
+        let sus: Vec<f32> = (0..400).map(|i| 0.3 + 0.001 * i as f32).collect();
+        let (mut a, mut b) = (Adsr::default(), Adsr::default());
+        a.trigger(&t, 0.8);
+        b.trigger(&t, 0.8);
+        let mut got = vec![0.0f32; 400];
+        let mut pos = 0;
+        for (step, len) in [7usize, 64, 1, 100, 28].iter().cycle().enumerate() {
+            if pos >= 400 {
+                break;
+            }
+            if step == 3 {
+                a.release(&t);
+                b.release(&t);
+            }
+            let end = (pos + len).min(400);
+            let valid = a.fill(&t, &sus[pos..end], &mut got[pos..end]);
+            for i in pos..end {
+                let want = b.next(&t, sus[i]);
+                if i < pos + valid {
+                    assert_eq!(got[i].to_bits(), want.to_bits(), "sample {i}");
+                } else {
+                    assert!(b.is_idle() || want == 0.0);
+                }
+            }
+            pos = end;
+        }
+        assert!(a.is_idle() && b.is_idle());
     }
 
     #[test]

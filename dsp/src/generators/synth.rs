@@ -240,9 +240,10 @@ pub struct Synth {
     gain: Smoother,
     voices: [Voice; VOICES],
     queue: EventQueue,
-    /// Per-block buffers of the smoothed sustain level and gain.
+    /// Per-block buffers of the smoothed sustain level and gain, and of one voice's envelope.
     sustain_buf: Vec<f32>,
     gain_buf: Vec<f32>,
+    env_buf: Vec<f32>,
     clock: u64,
     serial: u64,
     late: u64,
@@ -268,6 +269,7 @@ impl Synth {
             queue: EventQueue::new(EVENT_CAPACITY),
             sustain_buf: vec![0.0; 256],
             gain_buf: vec![0.0; 256],
+            env_buf: vec![0.0; 256],
             clock: 0,
             serial: 0,
             late: 0,
@@ -334,7 +336,7 @@ impl Synth {
         let times = self.times;
         let v = &mut self.voices[idx];
         if v.env.is_idle() {
-            v.osc.phase = 0.0;
+            v.osc.set_phase(0.0);
         }
         v.osc.set_inc(inc);
         v.note = note;
@@ -427,17 +429,16 @@ impl Synth {
         self.gain.next_block(gains);
         out.fill(0.0);
         let times = self.times;
+        let env = &mut self.env_buf[..m];
         for v in self.voices.iter_mut() {
             if v.env.is_idle() {
                 continue;
             }
+            // Envelope first (runs of straight lines), then the oscillator over the samples it covers.
+            let live = v.env.fill(&times, sus, env);
             macro_rules! run {
                 ($wave:expr) => {
-                    for (y, &s) in out.iter_mut().zip(sus.iter()) {
-                        if v.env.is_idle() {
-                            break;
-                        }
-                        let e = v.env.next(&times, s);
+                    for (y, &e) in out[..live].iter_mut().zip(env[..live].iter()) {
                         *y += v.osc.next($wave, 0.5) as f32 * e;
                     }
                 };
@@ -467,6 +468,7 @@ impl Processor for Synth {
         let len = max_block.max(1);
         self.sustain_buf = vec![0.0; len];
         self.gain_buf = vec![0.0; len];
+        self.env_buf = vec![0.0; len];
         self.sustain.prepare(sample_rate);
         self.gain.prepare(sample_rate);
         self.update_times();
@@ -536,7 +538,7 @@ impl Processor for Synth {
     fn process(&mut self, _inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
         let n = block_len(outputs);
         let Some(first) = outputs.first_mut() else { return };
-        let scratch = self.sustain_buf.len().min(self.gain_buf.len());
+        let scratch = self.sustain_buf.len().min(self.gain_buf.len()).min(self.env_buf.len());
         let mut pos = 0;
         while pos < n {
             self.apply_due_events();
@@ -551,7 +553,7 @@ impl Processor for Synth {
             pos += seg;
         }
         for v in self.voices.iter_mut() {
-            if !(v.osc.phase.is_finite() && v.env.level().is_finite()) {
+            if !v.env.level().is_finite() {
                 *v = Voice::default();
             }
         }
