@@ -23,8 +23,8 @@
 //! Glossary: `pk` peak accumulator, `ms` sum of squares, `rms` smoothed mean square, `y` smoothed gain
 //! reduction (dB, ≥ 0), `g` applied gain, `dg` its per-sample step, `sc` sidechain high-pass.
 
-use super::curve::{control_coeff, gain_reduction_db};
-use super::fastmath::{amp_to_db, db_to_amp, power_to_db};
+use super::curve::control_coeff;
+use super::fastmath::{db_to_amp, exp2, log2, DB_PER_LOG2};
 use crate::biquad::{Coeffs, BUTTERWORTH_Q};
 use crate::crossover::lanes::madd;
 use crate::crossover::{self, Bank, Crossover, PairState, MAX_BANDS};
@@ -143,11 +143,13 @@ struct Group {
     sc: [[f64; MAX_LANES]; 2],
     /// Lookahead delay line, frames of `2 × bands` lanes.
     ring: Vec<f32>,
+    /// Ring capacity − 1 (a power of two minus one).
+    mask: usize,
     pos: usize,
 }
 
 impl Group {
-    fn new(ring_len: usize) -> Self {
+    fn new(ring_len: usize, mask: usize) -> Self {
         Group {
             pk: [0.0; MAX_LANES],
             ms: [0.0; MAX_LANES],
@@ -158,6 +160,7 @@ impl Group {
             gr: [0.0; MAX_LANES],
             sc: [[0.0; MAX_LANES]; 2],
             ring: vec![0.0; ring_len],
+            mask,
             pos: 0,
         }
     }
@@ -179,6 +182,8 @@ pub(crate) struct Engine {
     delay: usize,
     mask: usize,
     beta_rms: f32,
+    lp: LaneParams,
+    lanes_dirty: bool,
     counter: usize,
     zeros: Vec<f32>,
     discard: [Vec<f32>; 2],
@@ -213,6 +218,8 @@ impl Engine {
             delay: 0,
             mask: 0,
             beta_rms: 0.0,
+            lp: LaneParams::NEUTRAL,
+            lanes_dirty: true,
             counter: 0,
             zeros: Vec::new(),
             discard: [Vec::new(), Vec::new()],
@@ -239,7 +246,7 @@ impl Engine {
         let cap = frames.next_power_of_two();
         self.mask = cap - 1;
         let ring_len = cap * 2 * self.bands;
-        self.groups = vec![Group::new(ring_len); self.channels.div_ceil(2)];
+        self.groups = vec![Group::new(ring_len, self.mask); self.channels.div_ceil(2)];
         self.zeros = vec![0.0; max_block];
         self.discard = [vec![0.0; max_block], vec![0.0; max_block]];
         self.clean = vec![vec![0.0; max_block]; self.channels];
@@ -268,6 +275,8 @@ impl Engine {
             }
             b.gr_meter = 0.0;
         }
+        self.refresh_lanes();
+        self.lanes_dirty = false;
         for g in self.groups.iter_mut() {
             g.pk = [0.0; MAX_LANES];
             g.ms = [0.0; MAX_LANES];
@@ -386,6 +395,7 @@ impl Engine {
             self.sc.na2[l] = -c.a2;
         }
         self.sc_on = self.band.iter().any(|b| b.sc_hpf_hz > 0.0);
+        self.lanes_dirty = true;
     }
 
     /// Processes one block (`inputs`/`outputs`: one slice per channel). Missing channels read as
@@ -441,17 +451,18 @@ impl Engine {
                     Some(s) if c0 + 1 < self.channels => &mut s[pos..pos + seg],
                     _ => &mut d1[..seg],
                 };
-                let args = Lanes {
-                    bank: &self.xover.bank,
-                    xo: &mut self.xover.pairs[gi],
-                    grp: &mut self.groups[gi],
-                    sc: &self.sc,
-                    delay: self.delay,
-                    mask: self.mask,
-                    x: [x0, x1],
-                    y: [y0, y1],
-                };
-                dispatch(self.bands, self.sc_on, self.fma, args);
+                dispatch(
+                    self.bands,
+                    self.sc_on,
+                    self.fma,
+                    &self.xover.bank,
+                    &mut self.xover.pairs[gi],
+                    &mut self.groups[gi],
+                    &self.sc,
+                    self.delay,
+                    [x0, x1],
+                    [y0, y1],
+                );
             }
             self.counter += seg;
             if self.counter == CONTROL_PERIOD {
@@ -462,49 +473,80 @@ impl Engine {
         }
     }
 
-    fn control_tick(&mut self) {
-        let nb = self.bands;
-        const K_INV: f32 = 1.0 / CONTROL_PERIOD as f32;
-        for b in self.band.iter_mut() {
-            b.makeup.next();
-            b.out_gain.next();
-            b.bypass_mix.next();
-            b.active.next();
+    /// Copies the band targets into per-lane arrays so the control loop is branch-free and vectorises.
+    fn refresh_lanes(&mut self) {
+        let lp = &mut self.lp;
+        *lp = LaneParams::NEUTRAL;
+        for (b, bd) in self.band.iter().enumerate() {
+            for l in [2 * b, 2 * b + 1] {
+                lp.thr[l] = bd.threshold_db;
+                lp.slope[l] = bd.slope;
+                lp.knee[l] = bd.knee_db;
+                lp.inv_2w[l] = if bd.knee_db > 0.0 { 0.5 / bd.knee_db } else { 0.0 };
+                lp.aa[l] = bd.alpha_a;
+                lp.ar[l] = bd.alpha_r;
+                lp.link[l] = bd.link_pct * 0.01;
+                lp.rms[l] = if bd.rms { 1.0 } else { 0.0 };
+                lp.offset_db[l] = bd.makeup.current() + bd.out_gain.current();
+                lp.byp[l] = bd.bypass_mix.current();
+                lp.act[l] = bd.active.current();
+            }
         }
+    }
+
+    fn control_tick(&mut self) {
+        const K_INV: f32 = 1.0 / CONTROL_PERIOD as f32;
+        let mut moved = self.lanes_dirty;
+        for b in self.band.iter_mut() {
+            for s in [&mut b.makeup, &mut b.out_gain, &mut b.bypass_mix, &mut b.active] {
+                if s.is_smoothing() {
+                    s.next();
+                    moved = true;
+                }
+            }
+        }
+        if moved {
+            self.refresh_lanes();
+            self.lanes_dirty = false;
+        }
+        let lp = &self.lp;
         let beta = self.beta_rms;
         let mut band_max = [0.0f32; MAX_BANDS];
         for g in self.groups.iter_mut() {
-            for l in 0..2 * nb {
-                let bd = &self.band[l / 2];
-                g.rms[l] = g.ms[l] * K_INV + beta * (g.rms[l] - g.ms[l] * K_INV);
-                let level = if bd.rms { power_to_db(g.rms[l]) } else { amp_to_db(g.pk[l]) };
-                let gr = gain_reduction_db(level, bd.threshold_db, bd.slope, bd.knee_db);
-                g.gr[l] = gr;
-                band_max[l / 2] = band_max[l / 2].max(gr);
+            for l in 0..MAX_LANES {
+                let mean = g.ms[l] * K_INV;
+                let r = mean + beta * (g.rms[l] - mean);
+                g.rms[l] = r;
+                // Blend instead of branch (rms is 0 or 1) so the loop vectorises.
+                let v = g.pk[l] + lp.rms[l] * (r - g.pk[l]);
+                let x = DB_PER_LOG2 * (1.0 - 0.5 * lp.rms[l]) * log2(v);
+                g.gr[l] = gain_reduction_lanes(x, lp.thr[l], lp.slope[l], lp.knee[l], lp.inv_2w[l]);
                 g.pk[l] = 0.0;
                 g.ms[l] = 0.0;
+            }
+            for (b, m) in band_max.iter_mut().enumerate() {
+                *m = m.max(g.gr[2 * b].max(g.gr[2 * b + 1]));
             }
         }
         let mut meter = [0.0f32; MAX_BANDS];
         for g in self.groups.iter_mut() {
-            for l in 0..2 * nb {
-                let bd = &self.band[l / 2];
-                let p = bd.link_pct * 0.01;
-                let x = g.gr[l] + p * (band_max[l / 2] - g.gr[l]);
-                let a = if x > g.y[l] { bd.alpha_a } else { bd.alpha_r };
+            for l in 0..MAX_LANES {
+                let x = g.gr[l] + lp.link[l] * (band_max[l / 2] - g.gr[l]);
+                let a = if x > g.y[l] { lp.aa[l] } else { lp.ar[l] };
                 let y = x + a * (g.y[l] - x);
                 g.y[l] = y;
-                meter[l / 2] = meter[l / 2].max(y);
-                let gain = db_to_amp(bd.makeup.current() + bd.out_gain.current() - y);
-                let byp = bd.bypass_mix.current();
-                let target = bd.active.current() * (byp + (1.0 - byp) * gain);
+                let gain = exp2((lp.offset_db[l] - y) * (1.0 / DB_PER_LOG2));
+                let target = lp.act[l] * (lp.byp[l] + (1.0 - lp.byp[l]) * gain);
                 g.dg[l] = (target - g.g[l]) * K_INV;
+            }
+            for (b, m) in meter.iter_mut().enumerate() {
+                *m = m.max(g.y[2 * b].max(g.y[2 * b + 1]));
             }
         }
         for (b, m) in self.band.iter_mut().zip(meter) {
             b.gr_meter = m;
         }
-        if nb >= 2 {
+        if self.bands >= 2 {
             self.xover.control_tick();
         }
     }
@@ -550,27 +592,28 @@ impl Band {
     }
 }
 
-/// Everything one kernel call touches: one channel pair over one segment inside a control period.
-struct Lanes<'a> {
-    bank: &'a Bank,
-    xo: &'a mut PairState,
-    grp: &'a mut Group,
-    sc: &'a ScCoeffs,
-    delay: usize,
-    mask: usize,
-    x: [&'a [f32]; 2],
-    y: [&'a mut [f32]; 2],
-}
-
 /// The per-sample loop for `B` bands (1: no crossover), with or without sidechain filters, with or
-/// without FMA. State lives in locals for the loop (x42 style) and is written back at the end.
+/// without FMA, over one segment inside a control period. Every reference is a separate argument so
+/// that the compiler knows they do not alias and keeps state in registers; the small arrays are copied
+/// to locals (x42 style) and written back at the end.
 #[inline(always)]
-fn kernel<const B: usize, const SC: bool, const F: bool>(a: Lanes<'_>) {
-    let Lanes { bank, xo, grp, sc, delay, mask, x: [x0, x1], y: [y0, y1] } = a;
+#[allow(clippy::too_many_arguments)]
+fn kernel<const B: usize, const SC: bool, const F: bool>(
+    bank: &Bank,
+    xo: &mut PairState,
+    grp: &mut Group,
+    sc: &ScCoeffs,
+    delay: usize,
+    x0: &[f32],
+    x1: &[f32],
+    y0: &mut [f32],
+    y1: &mut [f32],
+) {
     let stride = 2 * B;
     let n = x0.len().min(x1.len()).min(y0.len()).min(y1.len());
     let (mut pk, mut ms, mut g, dg) = (grp.pk, grp.ms, grp.g, grp.dg);
     let [mut s1, mut s2] = grp.sc;
+    let mask = grp.mask;
     let mut w = grp.pos;
     let ring = &mut grp.ring[..];
     if ring.len() < (mask + 1) * stride {
@@ -582,6 +625,15 @@ fn kernel<const B: usize, const SC: bool, const F: bool>(a: Lanes<'_>) {
             let mut b = [[0.0; 2]; MAX_BANDS + 1];
             b[0] = xin;
             b
+        } else if F {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `F` is true only in the instantiation made by `kernel_avx`, which runs with AVX2 and
+            // FMA enabled after run-time detection.
+            unsafe {
+                crossover::tick_avx::<B>(bank, xo, xin)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            crossover::tick::<B, F>(bank, xo, xin)
         } else {
             crossover::tick::<B, F>(bank, xo, xin)
         };
@@ -602,20 +654,32 @@ fn kernel<const B: usize, const SC: bool, const F: bool>(a: Lanes<'_>) {
             }
         }
         for l in 0..stride {
-            pk[l] = pk[l].max(d[l].abs());
+            let a = d[l].abs();
+            pk[l] = if a > pk[l] { a } else { pk[l] };
             ms[l] += d[l] * d[l];
         }
         let wi = w * stride;
         ring[wi..wi + stride].copy_from_slice(&s[..stride]);
         let ri = (w.wrapping_sub(delay) & mask) * stride;
-        let del = &ring[ri..ri + stride];
-        let mut o = [0.0f32; 2];
+        let mut p = [0.0f32; MAX_LANES];
+        p[..stride].copy_from_slice(&ring[ri..ri + stride]);
         for l in 0..stride {
             g[l] += dg[l];
-            o[l % 2] += del[l] * g[l];
+            p[l] *= g[l];
         }
-        y0[i] = o[0];
-        y1[i] = o[1];
+        // Fixed-order tree sum over bands (four lanes = two bands × two channels at a time).
+        let mut acc = [0.0f32; 4];
+        for k in 0..B / 2 {
+            for j in 0..4 {
+                acc[j] += p[4 * k + j];
+            }
+        }
+        if B % 2 == 1 {
+            acc[0] += p[2 * B - 2];
+            acc[1] += p[2 * B - 1];
+        }
+        y0[i] = acc[0] + acc[2];
+        y1[i] = acc[1] + acc[3];
         w = (w + 1) & mask;
     }
     grp.pk = pk;
@@ -625,24 +689,53 @@ fn kernel<const B: usize, const SC: bool, const F: bool>(a: Lanes<'_>) {
     grp.pos = w;
 }
 
+/// [`kernel`] compiled for AVX2+FMA.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx<const B: usize, const SC: bool>(a: Lanes<'_>) {
-    kernel::<B, SC, true>(a)
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel_avx<const B: usize, const SC: bool>(
+    bank: &Bank,
+    xo: &mut PairState,
+    grp: &mut Group,
+    sc: &ScCoeffs,
+    delay: usize,
+    x0: &[f32],
+    x1: &[f32],
+    y0: &mut [f32],
+    y1: &mut [f32],
+) {
+    kernel::<B, SC, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1)
 }
 
-fn dispatch(bands: usize, sc: bool, fma: bool, a: Lanes<'_>) {
+#[allow(clippy::too_many_arguments)]
+fn dispatch(
+    bands: usize,
+    sc_on: bool,
+    fma: bool,
+    bank: &Bank,
+    xo: &mut PairState,
+    grp: &mut Group,
+    sc: &ScCoeffs,
+    delay: usize,
+    x: [&[f32]; 2],
+    y: [&mut [f32]; 2],
+) {
+    let [x0, x1] = x;
+    let [y0, y1] = y;
     macro_rules! go {
         ($b:literal) => {
-            match (sc, fma) {
+            match (sc_on, fma) {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `fma` is true only when the CPU reported AVX2 and FMA at construction.
-                (false, true) => unsafe { kernel_avx::<$b, false>(a) },
+                (false, true) => unsafe { kernel_avx::<$b, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above.
-                (true, true) => unsafe { kernel_avx::<$b, true>(a) },
-                (false, _) => kernel::<$b, false, false>(a),
-                (true, _) => kernel::<$b, true, false>(a),
+                (true, true) => unsafe { kernel_avx::<$b, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
+                (false, _) => kernel::<$b, false, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1),
+                (true, _) => kernel::<$b, true, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1),
             }
         };
     }
@@ -654,4 +747,70 @@ fn dispatch(bands: usize, sc: bool, fma: bool, a: Lanes<'_>) {
         5 => go!(5),
         _ => go!(6),
     }
+}
+
+/// [`gain_reduction_db`](super::curve::gain_reduction_db) rewritten with clamps only, so the control
+/// loop vectorises: with `dc = clamp(d, −W/2, W/2)`, `gr = s·(dc + W/2)²/(2W) + s·max(d − W/2, 0)`,
+/// which is 0 below the knee, the knee parabola inside it and `s·d` above (`s·W/2 + s·(d − W/2)`).
+/// `inv_2w` is `1/(2W)`, 0 for a hard knee (then only `s·max(d, 0)` remains).
+#[inline(always)]
+fn gain_reduction_lanes(x: f32, t: f32, slope: f32, w: f32, inv_2w: f32) -> f32 {
+    let d = x - t;
+    let h = 0.5 * w;
+    let dc = max(min(d, h), -h);
+    let k = dc + h;
+    slope * (k * k * inv_2w + max(d - h, 0.0))
+}
+
+/// `max` without NaN handling (operands are finite here), one instruction per lane.
+#[inline(always)]
+fn max(a: f32, b: f32) -> f32 {
+    if a > b {
+        a
+    } else {
+        b
+    }
+}
+
+#[inline(always)]
+fn min(a: f32, b: f32) -> f32 {
+    if a < b {
+        a
+    } else {
+        b
+    }
+}
+
+/// Per-lane copies of the band parameters (lane = band × 2 + channel of a pair).
+#[derive(Clone, Debug)]
+struct LaneParams {
+    thr: [f32; MAX_LANES],
+    slope: [f32; MAX_LANES],
+    knee: [f32; MAX_LANES],
+    inv_2w: [f32; MAX_LANES],
+    aa: [f32; MAX_LANES],
+    ar: [f32; MAX_LANES],
+    link: [f32; MAX_LANES],
+    /// 1 for the RMS detector, 0 for peak.
+    rms: [f32; MAX_LANES],
+    offset_db: [f32; MAX_LANES],
+    byp: [f32; MAX_LANES],
+    act: [f32; MAX_LANES],
+}
+
+impl LaneParams {
+    /// Lanes no band uses: no reduction, unity gain.
+    const NEUTRAL: LaneParams = LaneParams {
+        thr: [0.0; MAX_LANES],
+        slope: [0.0; MAX_LANES],
+        knee: [0.0; MAX_LANES],
+        inv_2w: [0.0; MAX_LANES],
+        aa: [0.0; MAX_LANES],
+        ar: [0.0; MAX_LANES],
+        link: [0.0; MAX_LANES],
+        rms: [0.0; MAX_LANES],
+        offset_db: [0.0; MAX_LANES],
+        byp: [0.0; MAX_LANES],
+        act: [1.0; MAX_LANES],
+    };
 }

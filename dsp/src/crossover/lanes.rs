@@ -76,3 +76,70 @@ pub(crate) fn sanitize(s: &mut State4) -> bool {
     }
     ok
 }
+
+/// Explicit AVX2+FMA versions: LLVM's automatic packing of the array code above mixes 128- and 256-bit
+/// halves across sections; with intrinsics every section is exactly four FMAs and one multiply.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod avx {
+    use super::{Bq4, State4};
+    use std::arch::x86_64::*;
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn load(a: &[f64; 4]) -> __m256d {
+        // SAFETY: `a` is valid for reading four f64 (32 bytes); loadu has no alignment requirement.
+        unsafe { _mm256_loadu_pd(a.as_ptr()) }
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn store(a: &mut [f64; 4], v: __m256d) {
+        // SAFETY: `a` is valid for writing four f64; storeu has no alignment requirement.
+        unsafe { _mm256_storeu_pd(a.as_mut_ptr(), v) }
+    }
+
+    /// One sample through a four-lane section (same arithmetic as [`super::tick`] with `F = true`).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn tick(c: &Bq4, s: &mut State4, x: __m256d) -> __m256d {
+        let y = _mm256_fmadd_pd(load(&c.b0), x, load(&s[0]));
+        let t = _mm256_fmadd_pd(load(&c.b1), x, load(&s[1]));
+        store(&mut s[0], _mm256_fmadd_pd(load(&c.na1), y, t));
+        store(&mut s[1], _mm256_fmadd_pd(load(&c.na2), y, _mm256_mul_pd(load(&c.b2), x)));
+        y
+    }
+
+    /// `[lo0, lo1, hi0, hi1]`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn join(lo: __m128d, hi: __m128d) -> __m256d {
+        _mm256_set_m128d(hi, lo)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn lo(v: __m256d) -> __m128d {
+        _mm256_castpd256_pd128(v)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn hi(v: __m256d) -> __m128d {
+        _mm256_extractf128_pd::<1>(v)
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn pair(x: [f64; 2]) -> __m128d {
+        _mm_set_pd(x[1], x[0])
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) fn unpair(v: __m128d) -> [f64; 2] {
+        let mut out = [0.0; 2];
+        // SAFETY: `out` is valid for writing two f64; storeu has no alignment requirement.
+        unsafe { _mm_storeu_pd(out.as_mut_ptr(), v) };
+        out
+    }
+}

@@ -163,6 +163,38 @@ pub(crate) fn tick<const B: usize, const F: bool>(
     band
 }
 
+/// [`tick`] with explicit AVX2+FMA intrinsics (same operations, same order of rounding as
+/// `tick::<B, true>`).
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn tick_avx<const B: usize>(bank: &Bank, st: &mut PairState, x: [f64; 2]) -> [[f64; 2]; MAX_BANDS + 1] {
+    use lanes::avx;
+    let mut band = [avx::pair([0.0; 2]); MAX_BANDS + 1];
+    let mut hi = avx::pair(x);
+    for s in 0..B - 1 {
+        let v = avx::join(hi, hi);
+        let [s_a, s_b] = &mut st.split[s];
+        let v = avx::tick(&bank.split[s], s_a, v);
+        let v = avx::tick(&bank.split[s], s_b, v);
+        band[s] = avx::lo(v);
+        hi = avx::hi(v);
+    }
+    band[B - 1] = hi;
+    let (plan, n) = const { ap_plan(B) };
+    for p in 0..n {
+        let ApPair { a, b, .. } = plan[p];
+        let v = avx::tick(&bank.ap[p], &mut st.ap[p], avx::join(band[a], band[b]));
+        band[a] = avx::lo(v);
+        band[b] = avx::hi(v);
+    }
+    let mut out = [[0.0f64; 2]; MAX_BANDS + 1];
+    for (o, v) in out.iter_mut().zip(band).take(B) {
+        *o = avx::unpair(v);
+    }
+    out
+}
+
 /// True when this CPU runs the AVX2+FMA kernels.
 pub(crate) fn have_avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -403,7 +435,7 @@ fn run_tick(bands: usize, fma: bool, bank: &Bank, st: &mut PairState, x: [f64; 2
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `fma` is true only when the CPU reported AVX2 and FMA (`have_avx2_fma`).
                 unsafe {
-                    tick_avx::<$b>(bank, st, x)
+                    tick_avx_outlined::<$b>(bank, st, x)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
                 tick::<$b, false>(bank, st, x)
@@ -423,8 +455,8 @@ fn run_tick(bands: usize, fma: bool, bank: &Bank, st: &mut PairState, x: [f64; 2
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tick_avx<const B: usize>(bank: &Bank, st: &mut PairState, x: [f64; 2]) -> [[f64; 2]; MAX_BANDS + 1] {
-    tick::<B, true>(bank, st, x)
+unsafe fn tick_avx_outlined<const B: usize>(bank: &Bank, st: &mut PairState, x: [f64; 2]) -> [[f64; 2]; MAX_BANDS + 1] {
+    tick_avx::<B>(bank, st, x)
 }
 
 #[cfg(test)]
