@@ -32,9 +32,12 @@ use crate::param::Smoothing;
 use crate::smoother::Smoother;
 
 /// Samples between gain-computer updates.
-pub const CONTROL_PERIOD: usize = 16;
+pub const CONTROL_PERIOD: usize = 32;
 const _: () = assert!(CONTROL_PERIOD == crossover::COEFF_PERIOD);
-pub(crate) const MAX_LANES: usize = 2 * MAX_BANDS;
+/// Lanes of per-lane state: 2 × [`MAX_BANDS`] used, padded to 16 (two AVX registers) so the control loop
+/// vectorises without a remainder.
+pub(crate) const MAX_LANES: usize = 16;
+const _: () = assert!(MAX_LANES >= 2 * MAX_BANDS);
 /// Longest lookahead, preallocated.
 pub const MAX_LOOKAHEAD_MS: f32 = 20.0;
 /// Averaging time constant of the RMS detector.
@@ -495,6 +498,27 @@ impl Engine {
     }
 
     fn control_tick(&mut self) {
+        #[cfg(target_arch = "x86_64")]
+        if self.fma {
+            // SAFETY: `fma` is true only when the CPU reported AVX2 and FMA at construction.
+            unsafe { self.control_tick_avx() };
+            return;
+        }
+        self.control_tick_impl();
+    }
+
+    /// [`Engine::control_tick_impl`] compiled for AVX2+FMA (twelve lanes in 1.5 registers).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn control_tick_avx(&mut self) {
+        self.control_tick_impl();
+    }
+
+    #[inline(always)]
+    fn control_tick_impl(&mut self) {
         const K_INV: f32 = 1.0 / CONTROL_PERIOD as f32;
         let mut moved = self.lanes_dirty;
         for b in self.band.iter_mut() {
@@ -511,7 +535,7 @@ impl Engine {
         }
         let lp = &self.lp;
         let beta = self.beta_rms;
-        let mut band_max = [0.0f32; MAX_BANDS];
+        let mut band_max = [0.0f32; MAX_LANES / 2];
         for g in self.groups.iter_mut() {
             for l in 0..MAX_LANES {
                 let mean = g.ms[l] * K_INV;
@@ -528,19 +552,24 @@ impl Engine {
                 *m = m.max(g.gr[2 * b].max(g.gr[2 * b + 1]));
             }
         }
+        // Expanded per lane, so the loop below is purely element-wise (vectorises).
+        let bm: [f32; MAX_LANES] = std::array::from_fn(|l| band_max[l / 2]);
         let mut meter = [0.0f32; MAX_BANDS];
         for g in self.groups.iter_mut() {
+            let (gr, mut y, gain_now) = (g.gr, g.y, g.g);
+            let mut dg = [0.0f32; MAX_LANES];
             for l in 0..MAX_LANES {
-                let x = g.gr[l] + lp.link[l] * (band_max[l / 2] - g.gr[l]);
-                let a = if x > g.y[l] { lp.aa[l] } else { lp.ar[l] };
-                let y = x + a * (g.y[l] - x);
-                g.y[l] = y;
-                let gain = exp2((lp.offset_db[l] - y) * (1.0 / DB_PER_LOG2));
+                let x = gr[l] + lp.link[l] * (bm[l] - gr[l]);
+                let a = if x > y[l] { lp.aa[l] } else { lp.ar[l] };
+                y[l] = x + a * (y[l] - x);
+                let gain = exp2((lp.offset_db[l] - y[l]) * (1.0 / DB_PER_LOG2));
                 let target = lp.act[l] * (lp.byp[l] + (1.0 - lp.byp[l]) * gain);
-                g.dg[l] = (target - g.g[l]) * K_INV;
+                dg[l] = (target - gain_now[l]) * K_INV;
             }
+            g.y = y;
+            g.dg = dg;
             for (b, m) in meter.iter_mut().enumerate() {
-                *m = m.max(g.y[2 * b].max(g.y[2 * b + 1]));
+                *m = m.max(y[2 * b].max(y[2 * b + 1]));
             }
         }
         for (b, m) in self.band.iter_mut().zip(meter) {
@@ -598,7 +627,7 @@ impl Band {
 /// to locals (x42 style) and written back at the end.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn kernel<const B: usize, const SC: bool, const F: bool>(
+fn kernel<const B: usize, const N: usize, const SC: bool, const F: bool>(
     bank: &Bank,
     xo: &mut PairState,
     grp: &mut Group,
@@ -609,14 +638,18 @@ fn kernel<const B: usize, const SC: bool, const F: bool>(
     y0: &mut [f32],
     y1: &mut [f32],
 ) {
-    let stride = 2 * B;
+    debug_assert!(N == 2 * B && N <= MAX_LANES);
     let n = x0.len().min(x1.len()).min(y0.len()).min(y1.len());
-    let (mut pk, mut ms, mut g, dg) = (grp.pk, grp.ms, grp.g, grp.dg);
-    let [mut s1, mut s2] = grp.sc;
+    let mut pk: [f32; N] = std::array::from_fn(|l| grp.pk[l]);
+    let mut ms: [f32; N] = std::array::from_fn(|l| grp.ms[l]);
+    let mut g: [f32; N] = std::array::from_fn(|l| grp.g[l]);
+    let dg: [f32; N] = std::array::from_fn(|l| grp.dg[l]);
+    let mut s1: [f64; N] = std::array::from_fn(|l| grp.sc[0][l]);
+    let mut s2: [f64; N] = std::array::from_fn(|l| grp.sc[1][l]);
     let mask = grp.mask;
     let mut w = grp.pos;
     let ring = &mut grp.ring[..];
-    if ring.len() < (mask + 1) * stride {
+    if ring.len() < (mask + 1) * N {
         return;
     }
     for i in 0..n {
@@ -637,14 +670,10 @@ fn kernel<const B: usize, const SC: bool, const F: bool>(
         } else {
             crossover::tick::<B, F>(bank, xo, xin)
         };
-        let mut s = [0.0f32; MAX_LANES];
-        for b in 0..B {
-            s[2 * b] = bands[b][0] as f32;
-            s[2 * b + 1] = bands[b][1] as f32;
-        }
+        let s: [f32; N] = std::array::from_fn(|l| bands[l / 2][l % 2] as f32);
         let mut d = s;
         if SC {
-            for l in 0..stride {
+            for l in 0..N {
                 let v = bands[l / 2][l % 2];
                 let yv = madd::<F>(sc.b0[l], v, s1[l]);
                 let t = madd::<F>(sc.b1[l], v, s2[l]);
@@ -653,17 +682,17 @@ fn kernel<const B: usize, const SC: bool, const F: bool>(
                 d[l] = yv as f32;
             }
         }
-        for l in 0..stride {
+        for l in 0..N {
             let a = d[l].abs();
             pk[l] = if a > pk[l] { a } else { pk[l] };
             ms[l] += d[l] * d[l];
         }
-        let wi = w * stride;
-        ring[wi..wi + stride].copy_from_slice(&s[..stride]);
-        let ri = (w.wrapping_sub(delay) & mask) * stride;
-        let mut p = [0.0f32; MAX_LANES];
-        p[..stride].copy_from_slice(&ring[ri..ri + stride]);
-        for l in 0..stride {
+        let wi = w * N;
+        ring[wi..wi + N].copy_from_slice(&s);
+        let ri = (w.wrapping_sub(delay) & mask) * N;
+        let mut p = [0.0f32; N];
+        p.copy_from_slice(&ring[ri..ri + N]);
+        for l in 0..N {
             g[l] += dg[l];
             p[l] *= g[l];
         }
@@ -675,17 +704,18 @@ fn kernel<const B: usize, const SC: bool, const F: bool>(
             }
         }
         if B % 2 == 1 {
-            acc[0] += p[2 * B - 2];
-            acc[1] += p[2 * B - 1];
+            acc[0] += p[N - 2];
+            acc[1] += p[N - 1];
         }
         y0[i] = acc[0] + acc[2];
         y1[i] = acc[1] + acc[3];
         w = (w + 1) & mask;
     }
-    grp.pk = pk;
-    grp.ms = ms;
-    grp.g = g;
-    grp.sc = [s1, s2];
+    grp.pk[..N].copy_from_slice(&pk);
+    grp.ms[..N].copy_from_slice(&ms);
+    grp.g[..N].copy_from_slice(&g);
+    grp.sc[0][..N].copy_from_slice(&s1);
+    grp.sc[1][..N].copy_from_slice(&s2);
     grp.pos = w;
 }
 
@@ -696,7 +726,7 @@ fn kernel<const B: usize, const SC: bool, const F: bool>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn kernel_avx<const B: usize, const SC: bool>(
+unsafe fn kernel_avx<const B: usize, const N: usize, const SC: bool>(
     bank: &Bank,
     xo: &mut PairState,
     grp: &mut Group,
@@ -707,7 +737,7 @@ unsafe fn kernel_avx<const B: usize, const SC: bool>(
     y0: &mut [f32],
     y1: &mut [f32],
 ) {
-    kernel::<B, SC, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1)
+    kernel::<B, N, SC, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -726,26 +756,26 @@ fn dispatch(
     let [x0, x1] = x;
     let [y0, y1] = y;
     macro_rules! go {
-        ($b:literal) => {
+        ($b:literal, $n:literal) => {
             match (sc_on, fma) {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `fma` is true only when the CPU reported AVX2 and FMA at construction.
-                (false, true) => unsafe { kernel_avx::<$b, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
+                (false, true) => unsafe { kernel_avx::<$b, $n, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above.
-                (true, true) => unsafe { kernel_avx::<$b, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
-                (false, _) => kernel::<$b, false, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1),
-                (true, _) => kernel::<$b, true, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1),
+                (true, true) => unsafe { kernel_avx::<$b, $n, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
+                (false, _) => kernel::<$b, $n, false, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1),
+                (true, _) => kernel::<$b, $n, true, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1),
             }
         };
     }
     match bands {
-        1 => go!(1),
-        2 => go!(2),
-        3 => go!(3),
-        4 => go!(4),
-        5 => go!(5),
-        _ => go!(6),
+        1 => go!(1, 2),
+        2 => go!(2, 4),
+        3 => go!(3, 6),
+        4 => go!(4, 8),
+        5 => go!(5, 10),
+        _ => go!(6, 12),
     }
 }
 

@@ -47,7 +47,7 @@ pub const MAX_SPLIT_FRACTION: f64 = 0.45 * 0.5;
 /// Time for a split frequency to glide to a new value.
 pub const FREQ_GLIDE_MS: f32 = 50.0;
 /// Samples between coefficient updates while a frequency glides.
-pub const COEFF_PERIOD: usize = 16;
+pub const COEFF_PERIOD: usize = 32;
 /// Allpass sections of four lanes for 6 bands: 10 band allpasses, two per section.
 pub(crate) const MAX_AP_PAIRS: usize = 5;
 
