@@ -1,7 +1,7 @@
 # ballast: the two commands of the README, and the pieces they are made of.
 CARGO ?= cargo
 
-.PHONY: run test deps check-fmt clippy unit bench
+.PHONY: run test deps bench
 
 ## Installs missing system packages, then shows what runs today (the daemon arrives with a later issue).
 run: deps
@@ -19,4 +19,4 @@ deps:
 
 ## Criterion benchmarks (not part of `make test`).
 bench:
-	$(CARGO) bench --bench dsp
+	$(CARGO) bench --bench loudness --bench dynamics --bench limiter --bench generators

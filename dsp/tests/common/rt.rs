@@ -54,8 +54,10 @@ pub fn exercise(node: &mut dyn Processor, sample_rate: f64, max_block: usize, ba
     let mut outputs: Vec<Vec<f32>> = vec![vec![0.0; max_block]; n_out];
     let mut blocks: Vec<usize> = vec![1, 2, 3, 7, 31, 64, max_block, max_block / 2 + 1];
     blocks.retain(|&b| b >= 1 && b <= max_block);
-    let mut in_refs: Vec<&[f32]> = Vec::with_capacity(n_in);
-    let mut out_refs: Vec<&mut [f32]> = Vec::with_capacity(n_out);
+    // Per-round channel lists live in stack arrays: a Vec of borrows kept across rounds would hold
+    // `inputs` borrowed while the next round refills it.
+    const MAX_CH: usize = 64;
+    assert!(n_in <= MAX_CH && n_out <= MAX_CH, "rt::exercise handles up to {MAX_CH} channels");
 
     let before = violation_count();
     let mut nonfinite_out = 0usize;
@@ -75,11 +77,17 @@ pub fn exercise(node: &mut dyn Processor, sample_rate: f64, max_block: usize, ba
                     };
                 }
             }
-            in_refs.clear();
-            in_refs.extend(inputs.iter().map(|c| &c[..n]));
-            out_refs.clear();
-            out_refs.extend(outputs.iter_mut().map(|c| &mut c[..n]));
-            node.process_checked(&in_refs, &mut out_refs);
+            let mut in_arr: [&[f32]; MAX_CH] = [&[]; MAX_CH];
+            for (d, c) in in_arr.iter_mut().zip(&inputs) {
+                *d = &c[..n];
+            }
+            let mut out_arr: [&mut [f32]; MAX_CH] = std::array::from_fn(|_| <&mut [f32]>::default());
+            for (d, c) in out_arr.iter_mut().zip(outputs.iter_mut()) {
+                *d = &mut c[..n];
+            }
+            let in_refs = &in_arr[..n_in];
+            let out_refs = &mut out_arr[..n_out];
+            node.process_checked(in_refs, out_refs);
             nonfinite_out += out_refs.iter().flat_map(|c| c.iter()).filter(|x| !x.is_finite()).count();
             if round % 11 == 10 {
                 node.reset();
