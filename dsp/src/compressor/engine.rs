@@ -125,30 +125,30 @@ impl Band {
 
 /// Sidechain high-pass coefficients per lane (identity where off).
 #[derive(Clone, Debug)]
-struct ScCoeffs {
-    b0: [f64; MAX_LANES],
-    b1: [f64; MAX_LANES],
-    b2: [f64; MAX_LANES],
-    na1: [f64; MAX_LANES],
-    na2: [f64; MAX_LANES],
+pub(crate) struct ScCoeffs {
+    pub b0: [f64; MAX_LANES],
+    pub b1: [f64; MAX_LANES],
+    pub b2: [f64; MAX_LANES],
+    pub na1: [f64; MAX_LANES],
+    pub na2: [f64; MAX_LANES],
 }
 
 /// State of one channel pair.
 #[derive(Clone, Debug)]
-struct Group {
-    pk: [f32; MAX_LANES],
-    ms: [f32; MAX_LANES],
-    rms: [f32; MAX_LANES],
-    y: [f32; MAX_LANES],
-    g: [f32; MAX_LANES],
-    dg: [f32; MAX_LANES],
-    gr: [f32; MAX_LANES],
-    sc: [[f64; MAX_LANES]; 2],
-    /// Lookahead delay line, frames of `2 × bands` lanes.
-    ring: Vec<f32>,
+pub(crate) struct Group {
+    pub pk: [f32; MAX_LANES],
+    pub ms: [f32; MAX_LANES],
+    pub rms: [f32; MAX_LANES],
+    pub y: [f32; MAX_LANES],
+    pub g: [f32; MAX_LANES],
+    pub dg: [f32; MAX_LANES],
+    pub gr: [f32; MAX_LANES],
+    pub sc: [[f64; MAX_LANES]; 2],
+    /// Lookahead delay line: frames of `stride` lanes (the kernel's lane count, padded).
+    pub ring: Vec<f32>,
     /// Ring capacity − 1 (a power of two minus one).
-    mask: usize,
-    pos: usize,
+    pub mask: usize,
+    pub pos: usize,
 }
 
 impl Group {
@@ -248,7 +248,7 @@ impl Engine {
         let frames = (MAX_LOOKAHEAD_MS as f64 * 1e-3 * sample_rate).ceil() as usize + 1;
         let cap = frames.next_power_of_two();
         self.mask = cap - 1;
-        let ring_len = cap * 2 * self.bands;
+        let ring_len = cap * MAX_LANES;
         self.groups = vec![Group::new(ring_len, self.mask); self.channels.div_ceil(2)];
         self.zeros = vec![0.0; max_block];
         self.discard = [vec![0.0; max_block], vec![0.0; max_block]];
@@ -658,15 +658,6 @@ fn kernel<const B: usize, const N: usize, const SC: bool, const F: bool>(
             let mut b = [[0.0; 2]; MAX_BANDS + 1];
             b[0] = xin;
             b
-        } else if F {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `F` is true only in the instantiation made by `kernel_avx`, which runs with AVX2 and
-            // FMA enabled after run-time detection.
-            unsafe {
-                crossover::tick_avx::<B>(bank, xo, xin)
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            crossover::tick::<B, F>(bank, xo, xin)
         } else {
             crossover::tick::<B, F>(bank, xo, xin)
         };
@@ -719,27 +710,6 @@ fn kernel<const B: usize, const N: usize, const SC: bool, const F: bool>(
     grp.pos = w;
 }
 
-/// [`kernel`] compiled for AVX2+FMA.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel_avx<const B: usize, const N: usize, const SC: bool>(
-    bank: &Bank,
-    xo: &mut PairState,
-    grp: &mut Group,
-    sc: &ScCoeffs,
-    delay: usize,
-    x0: &[f32],
-    x1: &[f32],
-    y0: &mut [f32],
-    y1: &mut [f32],
-) {
-    kernel::<B, N, SC, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn dispatch(
     bands: usize,
@@ -756,26 +726,26 @@ fn dispatch(
     let [x0, x1] = x;
     let [y0, y1] = y;
     macro_rules! go {
-        ($b:literal, $n:literal) => {
+        ($b:literal, $n:literal, $v:literal) => {
             match (sc_on, fma) {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `fma` is true only when the CPU reported AVX2 and FMA at construction.
-                (false, true) => unsafe { kernel_avx::<$b, $n, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
+                (false, true) => unsafe { super::avx::kernel::<$b, $v, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above.
-                (true, true) => unsafe { kernel_avx::<$b, $n, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
+                (true, true) => unsafe { super::avx::kernel::<$b, $v, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
                 (false, _) => kernel::<$b, $n, false, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1),
                 (true, _) => kernel::<$b, $n, true, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1),
             }
         };
     }
     match bands {
-        1 => go!(1, 2),
-        2 => go!(2, 4),
-        3 => go!(3, 6),
-        4 => go!(4, 8),
-        5 => go!(5, 10),
-        _ => go!(6, 12),
+        1 => go!(1, 2, 1),
+        2 => go!(2, 4, 1),
+        3 => go!(3, 6, 1),
+        4 => go!(4, 8, 1),
+        5 => go!(5, 10, 2),
+        _ => go!(6, 12, 2),
     }
 }
 

@@ -7,6 +7,8 @@
 //!
 //! Levels: dBFS, a full-scale sine peaks at 0 dBFS; the RMS detector reads it at −3.01 dBFS.
 
+#[cfg(target_arch = "x86_64")]
+mod avx;
 pub mod curve;
 pub(crate) mod engine;
 pub mod fastmath;

@@ -163,14 +163,18 @@ pub(crate) fn tick<const B: usize, const F: bool>(
     band
 }
 
-/// [`tick`] with explicit AVX2+FMA intrinsics (same operations, same order of rounding as
-/// `tick::<B, true>`).
+/// [`tick`] with explicit AVX2+FMA intrinsics (the same operations as `tick::<B, true>`), returning
+/// each band's two channels in one 128-bit register; slots from `B` on are zero.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-pub(crate) fn tick_avx<const B: usize>(bank: &Bank, st: &mut PairState, x: [f64; 2]) -> [[f64; 2]; MAX_BANDS + 1] {
+pub(crate) fn tick_avx_raw<const B: usize>(
+    bank: &Bank,
+    st: &mut PairState,
+    x: [f64; 2],
+) -> [std::arch::x86_64::__m128d; MAX_BANDS + 2] {
     use lanes::avx;
-    let mut band = [avx::pair([0.0; 2]); MAX_BANDS + 1];
+    let mut band = [avx::pair([0.0; 2]); MAX_BANDS + 2];
     let mut hi = avx::pair(x);
     for s in 0..B - 1 {
         let v = avx::join(hi, hi);
@@ -188,9 +192,21 @@ pub(crate) fn tick_avx<const B: usize>(bank: &Bank, st: &mut PairState, x: [f64;
         band[a] = avx::lo(v);
         band[b] = avx::hi(v);
     }
+    // The scratch slot only ever sees identity sections fed with zeros, so it stays zero; clear it anyway
+    // so callers can rely on "zero from B on".
+    band[MAX_BANDS] = avx::pair([0.0; 2]);
+    band
+}
+
+/// [`tick_avx_raw`] as plain arrays.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) fn tick_avx<const B: usize>(bank: &Bank, st: &mut PairState, x: [f64; 2]) -> [[f64; 2]; MAX_BANDS + 1] {
+    let band = tick_avx_raw::<B>(bank, st, x);
     let mut out = [[0.0f64; 2]; MAX_BANDS + 1];
     for (o, v) in out.iter_mut().zip(band).take(B) {
-        *o = avx::unpair(v);
+        *o = lanes::avx::unpair(v);
     }
     out
 }
