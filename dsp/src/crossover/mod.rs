@@ -14,7 +14,12 @@
 //!                             └─ HP ─ …           └─ HP → band N-1
 //! ```
 //!
-//! Band `j` is compensated by the allpasses of all splits above `j+1` (J. A. D'Appolito, "Testing
+//! Four bands (the broadcast case) use a balanced tree instead, which is shallower and packs better into
+//! lanes: split at `f1`; the low half through `AP(f2)`, the high half through `AP(f0)` (one four-lane
+//! section); then the low half split at `f0` and the high half at `f2` side by side. The sum is the same
+//! `AP(f0)·AP(f1)·AP(f2)`; band 0 is `LP(f1)²·AP(f2)·LP(f0)²` (an extra low-pass far above its band).
+//!
+//! In the chain, band `j` is compensated by the allpasses of all splits above `j+1` (J. A. D'Appolito, "Testing
 //! Loudspeakers", 1998, on summing LR sections; the same scheme as nih-plug's allpass compensation), so
 //! the sum of all bands is `AP(f0)·AP(f1)·…·AP(f_{N-2})`: magnitude exactly 1 for any frequencies, in
 //! any order. All arithmetic is f64 (f32 coefficients limit flatness to ~4e-3 dB, see STACK.md).
@@ -36,6 +41,8 @@ use crate::param::Smoothing;
 use crate::smoother::Smoother;
 use lanes::{Bq4, State4};
 
+/// Band count built as a balanced tree instead of a chain (see the module doc).
+pub const TREE_BANDS: usize = 4;
 /// Most bands a crossover makes.
 pub const MAX_BANDS: usize = 6;
 /// Most split frequencies.
@@ -142,6 +149,21 @@ pub(crate) fn tick<const B: usize, const F: bool>(
     x: [f64; 2],
 ) -> [[f64; 2]; MAX_BANDS + 1] {
     let mut band = [[0.0f64; 2]; MAX_BANDS + 1];
+    if B == TREE_BANDS {
+        let t = |c: &Bq4, st: &mut State4, v: [f64; 4]| lanes::tick::<F>(c, st, v);
+        let [m_a, m_b] = &mut st.split[1];
+        let v = t(&bank.split[1], m_b, t(&bank.split[1], m_a, [x[0], x[1], x[0], x[1]]));
+        let v = t(&bank.ap[0], &mut st.ap[0], v);
+        let [l_a, l_b] = &mut st.split[0];
+        let lo = t(&bank.split[0], l_b, t(&bank.split[0], l_a, [v[0], v[1], v[0], v[1]]));
+        let [h_a, h_b] = &mut st.split[2];
+        let hi = t(&bank.split[2], h_b, t(&bank.split[2], h_a, [v[2], v[3], v[2], v[3]]));
+        band[0] = [lo[0], lo[1]];
+        band[1] = [lo[2], lo[3]];
+        band[2] = [hi[0], hi[1]];
+        band[3] = [hi[2], hi[3]];
+        return band;
+    }
     let mut hi = x;
     for s in 0..B - 1 {
         let v = [hi[0], hi[1], hi[0], hi[1]];
@@ -175,6 +197,23 @@ pub(crate) fn tick_avx_raw<const B: usize>(
 ) -> [std::arch::x86_64::__m128d; MAX_BANDS + 2] {
     use lanes::avx;
     let mut band = [avx::pair([0.0; 2]); MAX_BANDS + 2];
+    if B == TREE_BANDS {
+        let xx = avx::pair(x);
+        let [m_a, m_b] = &mut st.split[1];
+        let v = avx::tick(&bank.split[1], m_a, avx::join(xx, xx));
+        let v = avx::tick(&bank.split[1], m_b, v);
+        let v = avx::tick(&bank.ap[0], &mut st.ap[0], v);
+        let (l, h) = (avx::lo(v), avx::hi(v));
+        let [l_a, l_b] = &mut st.split[0];
+        let lo = avx::tick(&bank.split[0], l_b, avx::tick(&bank.split[0], l_a, avx::join(l, l)));
+        let [h_a, h_b] = &mut st.split[2];
+        let hi = avx::tick(&bank.split[2], h_b, avx::tick(&bank.split[2], h_a, avx::join(h, h)));
+        band[0] = avx::lo(lo);
+        band[1] = avx::hi(lo);
+        band[2] = avx::lo(hi);
+        band[3] = avx::hi(hi);
+        return band;
+    }
     let mut hi = avx::pair(x);
     for s in 0..B - 1 {
         let v = avx::join(hi, hi);
@@ -334,6 +373,11 @@ impl Crossover {
             self.bank.split[s] = Bq4::pair(&lp, &hp);
             ap[s] = Coeffs::allpass(f, BUTTERWORTH_Q, self.sample_rate);
         }
+        if self.bands == TREE_BANDS {
+            // Low half compensated for the top split, high half for the bottom one.
+            self.bank.ap[0] = Bq4::pair(&ap[2], &ap[0]);
+            return;
+        }
         let (plan, n) = ap_plan(self.bands);
         for (p, pair) in plan.iter().enumerate().take(n) {
             let hi = if pair.b < MAX_BANDS { ap[pair.sb] } else { Coeffs::IDENTITY };
@@ -374,19 +418,29 @@ impl Crossover {
     pub fn response(&self, band: usize, freq_hz: f64) -> (f64, f64) {
         let sr = self.sample_rate;
         let splits = self.bands - 1;
+        let f = &self.current_hz;
         let mut h = (1.0, 0.0);
-        let mut sq = |c: Coeffs| {
+        let mut mul = |c: Coeffs, squared: bool| {
             let r = c.response(freq_hz, sr);
-            h = complex_mul(h, complex_mul(r, r));
+            h = complex_mul(h, if squared { complex_mul(r, r) } else { r });
         };
-        for s in 0..band.min(splits) {
-            sq(Coeffs::highpass(self.current_hz[s], BUTTERWORTH_Q, sr));
+        let lp = |f: f64| Coeffs::lowpass(f, BUTTERWORTH_Q, sr);
+        let hp = |f: f64| Coeffs::highpass(f, BUTTERWORTH_Q, sr);
+        let ap = |f: f64| Coeffs::allpass(f, BUTTERWORTH_Q, sr);
+        if self.bands == TREE_BANDS {
+            let (outer, inner, comp) = if band < 2 { (lp(f[1]), 0, ap(f[2])) } else { (hp(f[1]), 2, ap(f[0])) };
+            mul(outer, true);
+            mul(comp, false);
+            mul(if band % 2 == 0 { lp(f[inner]) } else { hp(f[inner]) }, true);
+            return h;
+        }
+        for &fs in f.iter().take(band.min(splits)) {
+            mul(hp(fs), true);
         }
         if band < splits {
-            sq(Coeffs::lowpass(self.current_hz[band], BUTTERWORTH_Q, sr));
-            for s in band + 1..splits {
-                let r = Coeffs::allpass(self.current_hz[s], BUTTERWORTH_Q, sr).response(freq_hz, sr);
-                h = complex_mul(h, r);
+            mul(lp(f[band]), true);
+            for &fs in f.iter().take(splits).skip(band + 1) {
+                mul(ap(fs), false);
             }
         }
         h
