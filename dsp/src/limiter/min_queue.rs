@@ -9,11 +9,13 @@
 /// Minimum over the last `window` values pushed.
 #[derive(Clone, Debug)]
 pub struct SlidingMin {
-    /// Ring of (sample index, value); `head` is the oldest entry, `len` entries follow it.
+    /// Ring of (sample index, value), a power of two long; `head` is the oldest entry, `len` entries
+    /// follow it.
     idx: Vec<u64>,
     val: Vec<f32>,
     head: usize,
     len: usize,
+    mask: usize,
     window: u64,
     /// Index the next pushed sample gets.
     next: u64,
@@ -22,16 +24,21 @@ pub struct SlidingMin {
 impl SlidingMin {
     /// Allocates for windows of up to `max_window` samples (at least 1).
     pub fn new(max_window: usize) -> Self {
-        let cap = max_window.max(1) + 1;
-        Self { idx: vec![0; cap], val: vec![0.0; cap], head: 0, len: 0, window: 1, next: 0 }
+        let cap = (max_window.max(1) + 1).next_power_of_two();
+        Self { idx: vec![0; cap], val: vec![0.0; cap], head: 0, len: 0, mask: cap - 1, window: 1, next: 0 }
     }
 
     /// Empties the queue and sets the window length, clamped to `1..=max_window`. RT-safe.
     pub fn reset(&mut self, window: usize) {
-        self.window = window.clamp(1, self.idx.len() - 1) as u64;
+        self.window = window.clamp(1, self.max_window()) as u64;
         self.head = 0;
         self.len = 0;
         self.next = 0;
+    }
+
+    /// The largest window this queue was allocated for.
+    pub fn max_window(&self) -> usize {
+        self.idx.len() - 1
     }
 
     /// The active window length.
@@ -43,12 +50,12 @@ impl SlidingMin {
     /// `v` must not be NaN (the caller sanitises its input), else the ordering argument fails.
     #[inline]
     pub fn push(&mut self, v: f32) -> f32 {
-        let cap = self.idx.len();
+        let mask = self.mask;
         let n = self.next;
         self.next += 1;
         // Values at or above `v` can never be a minimum again: `v` is newer and no larger.
         while self.len > 0 {
-            let back = (self.head + self.len - 1) % cap;
+            let back = (self.head + self.len - 1) & mask;
             if self.val[back] >= v {
                 self.len -= 1;
             } else {
@@ -56,13 +63,13 @@ impl SlidingMin {
             }
         }
         // The window holds at most `window` entries and `cap > window`, so this slot is free.
-        let slot = (self.head + self.len) % cap;
+        let slot = (self.head + self.len) & mask;
         self.idx[slot] = n;
         self.val[slot] = v;
         self.len += 1;
         // Drop the front once it has slid out of the window.
         if self.idx[self.head] + self.window <= n {
-            self.head = (self.head + 1) % cap;
+            self.head = (self.head + 1) & mask;
             self.len -= 1;
         }
         self.val[self.head]
@@ -99,7 +106,8 @@ mod tests {
     fn window_is_clamped_to_capacity() {
         let mut q = SlidingMin::new(8);
         q.reset(1000);
-        assert_eq!(q.window(), 8);
+        assert_eq!(q.window(), q.max_window());
+        assert!(q.max_window() >= 8);
         q.reset(0);
         assert_eq!(q.window(), 1);
     }

@@ -5,8 +5,9 @@
 //!
 //! 1. Drive: `x = input · input_gain` (smoothed); non-finite samples become 0, finite ones are clamped
 //!    to ±1e18 so no later product overflows.
-//! 2. Detection: every channel's driven sample goes through a [`TruePeak`] (ITU-R BS.1770-4 Annex 2
-//!    polyphase interpolator, 4× below 96 kHz, 2× above). `P[n]` is the largest oversampled magnitude
+//! 2. Detection: every channel's driven sample goes through the BS.1770-4 Annex 2 polyphase
+//!    interpolator (4× below 96 kHz, 2× above; [`Detector`], bit-identical to
+//!    [`crate::true_peak::TruePeak`] but a block at a time in SIMD lanes). `P[n]` is the largest oversampled magnitude
 //!    over channels among the points that push `n` completes; each of those points is a weighted sum of
 //!    driven samples `n − 12 ..= n` (its *support*, `S = 13` samples at every rate).
 //!    The required gain is `r[n] = min(1, c' / P[n])` with `c' = ceiling · 10^(−margin/20)`.
@@ -69,9 +70,11 @@
 //!   the switch never allocates, and because it happens at a reset (silence in the delay line) it
 //!   cannot click.
 
+mod detector;
 mod min_queue;
 mod release;
 
+pub use detector::Detector;
 pub use min_queue::SlidingMin;
 pub use release::{Release, ReleaseMode};
 
@@ -79,7 +82,6 @@ use crate::level::{db_to_gain, gain_to_db};
 use crate::param::{KindDescriptor, MeterDescriptor, ParamDescriptor, ParamError, ParamId, Scale, Smoothing, Unit};
 use crate::processor::Processor;
 use crate::smoother::Smoother;
-use crate::true_peak::TruePeak;
 
 /// Safety margin below the ceiling that the required gain aims at, in dB; covers the term `E` of the
 /// bound (module documentation) and f32 rounding in the gain path.
@@ -188,8 +190,12 @@ pub struct Limiter {
 
     /// Box length `B` in effect (the lookahead is `B + 11`).
     ramp: usize,
-    detectors: Vec<TruePeak>,
-    out_detectors: Vec<TruePeak>,
+    /// The BS.1770-4 interpolator ([`Detector`], bit-identical to [`crate::true_peak::TruePeak`]).
+    detector: Detector,
+    /// Per channel: [`detector::HISTORY`] earlier samples, then the current block; driven input and
+    /// output (the latter for the output true-peak meter).
+    in_ext: Vec<Vec<f32>>,
+    out_ext: Vec<Vec<f32>>,
     hold: SlidingMin,
     release: Release,
     /// Ring of the last `ramp` released gains and their running sum (re-summed each lap so rounding
@@ -197,9 +203,15 @@ pub struct Limiter {
     box_ring: Vec<f32>,
     box_pos: usize,
     box_sum: f64,
-    /// Per-channel delay lines of the driven input, `capacity` long.
+    /// Per-channel delay lines of the driven input, a power of two at least `max_block` longer than
+    /// the longest latency, so a whole block can be written before the delayed samples are read.
     delay: Vec<Vec<f32>>,
+    delay_mask: usize,
     delay_pos: usize,
+    /// Per-block scratch (`max_block` long): drive gains, detected peaks, output gains.
+    drive_buf: Vec<f32>,
+    peak_buf: Vec<f32>,
+    gain_buf: Vec<f32>,
 
     meter_gr_db: f32,
     meter_tp_dbtp: f32,
@@ -225,15 +237,20 @@ impl Limiter {
             input_gain_db: 0.0,
             drive: Smoother::new(Smoothing::Logarithmic { ms: 20.0 }, 1.0),
             ramp: MIN_RAMP,
-            detectors: Vec::new(),
-            out_detectors: Vec::new(),
+            detector: Detector::new(48_000.0),
+            in_ext: Vec::new(),
+            out_ext: Vec::new(),
             hold: SlidingMin::new(1),
             release: Release::new(mode),
             box_ring: Vec::new(),
             box_pos: 0,
             box_sum: 0.0,
             delay: Vec::new(),
+            delay_mask: 0,
             delay_pos: 0,
+            drive_buf: Vec::new(),
+            peak_buf: Vec::new(),
+            gain_buf: Vec::new(),
             meter_gr_db: 0.0,
             meter_tp_dbtp: f32::NEG_INFINITY,
         };
@@ -257,8 +274,8 @@ impl Limiter {
         self.ramp = self.ramp_for(self.lookahead_ms as f64).min(self.box_ring.len());
         self.hold.reset(self.ramp + SUPPORT_EXTRA);
         self.release.reset();
-        for d in self.detectors.iter_mut().chain(self.out_detectors.iter_mut()) {
-            d.reset();
+        for e in self.in_ext.iter_mut().chain(self.out_ext.iter_mut()) {
+            e.fill(0.0);
         }
         self.box_ring.fill(1.0);
         self.box_pos = 0;
@@ -282,12 +299,19 @@ impl Processor for Limiter {
         self.sample_rate = sample_rate;
         self.max_block = max_block;
         let max_ramp = self.ramp_for(MAX_LOOKAHEAD_MS);
-        self.detectors = (0..self.channels).map(|_| TruePeak::new(sample_rate)).collect();
-        self.out_detectors = self.detectors.clone();
+        self.detector = Detector::new(sample_rate);
         self.hold = SlidingMin::new(max_ramp + SUPPORT_EXTRA);
         self.release.set_time(self.release_ms as f64, sample_rate);
         self.box_ring = vec![1.0; max_ramp];
-        self.delay = vec![vec![0.0; max_ramp + SUPPORT_EXTRA]; self.channels];
+        let max_block = max_block.max(1);
+        let delay_len = (max_ramp + SUPPORT_EXTRA + max_block).next_power_of_two();
+        self.delay = vec![vec![0.0; delay_len]; self.channels];
+        self.delay_mask = delay_len - 1;
+        self.drive_buf = vec![0.0; max_block];
+        self.peak_buf = vec![0.0; max_block];
+        self.gain_buf = vec![0.0; max_block];
+        self.in_ext = vec![vec![0.0; max_block + detector::HISTORY]; self.channels];
+        self.out_ext = self.in_ext.clone();
         self.drive.prepare(sample_rate);
         self.drive.reset(db_to_gain(self.input_gain_db));
         self.restart();
@@ -346,65 +370,115 @@ impl Processor for Limiter {
 
     fn process(&mut self, inputs: &[&[f32]], outputs: &mut [&mut [f32]]) {
         let chans = self.channels.min(inputs.len()).min(outputs.len());
-        let frames = inputs
-            .iter()
-            .take(chans)
-            .map(|c| c.len())
-            .chain(outputs.iter().take(chans).map(|c| c.len()))
-            .min()
-            .unwrap_or(0);
-        let cap = self.delay.first().map_or(0, |d| d.len());
-        if chans == 0 || cap == 0 || self.box_ring.is_empty() {
+        let frames = inputs[..chans].iter().map(|c| c.len()).chain(outputs[..chans].iter().map(|c| c.len())).min();
+        let frames = frames.unwrap_or(0);
+        for o in outputs.iter_mut().skip(chans) {
+            o.fill(0.0);
+        }
+        if chans == 0 || self.drive_buf.is_empty() {
             for o in outputs.iter_mut() {
                 o.fill(0.0);
             }
             return;
         }
-        let ramp = self.ramp;
-        let latency = ramp + SUPPORT_EXTRA - 1;
-        let inv_ramp = 1.0 / ramp as f64;
-        let target = self.target;
         let mut min_gain = 1.0f32;
         let mut out_peak = 0.0f32;
-
-        for i in 0..frames {
-            let drive = self.drive.next();
-            let read = (self.delay_pos + cap - latency) % cap;
-            let mut peak = 0.0f32;
-            for ch in 0..chans {
-                let x = inputs[ch][i];
-                let x = if x.is_finite() { (x * drive).clamp(-MAX_ABS, MAX_ABS) } else { 0.0 };
-                self.delay[ch][self.delay_pos] = x;
-                peak = peak.max(self.detectors[ch].push(x));
-            }
-            let required = if peak > target { target / peak } else { 1.0 };
-            let held = self.hold.push(required);
-            let released = self.release.next(held);
-            self.box_sum += released as f64 - self.box_ring[self.box_pos] as f64;
-            self.box_ring[self.box_pos] = released;
-            self.box_pos += 1;
-            if self.box_pos >= ramp {
-                self.box_pos = 0;
-                self.box_sum = self.box_ring[..ramp].iter().map(|&g| g as f64).sum();
-            }
-            let gain = (self.box_sum * inv_ramp) as f32;
-            min_gain = min_gain.min(gain);
-            for ch in 0..chans {
-                let y = gain * self.delay[ch][read];
-                outputs[ch][i] = y;
-                out_peak = out_peak.max(self.out_detectors[ch].push(y));
-            }
-            self.delay_pos = if self.delay_pos + 1 == cap { 0 } else { self.delay_pos + 1 };
+        // Blocks longer than prepared are processed in prepared-size pieces rather than refused.
+        let mut pos = 0;
+        while pos < frames {
+            let n = self.drive_buf.len().min(frames - pos);
+            let (g, p) = self.process_chunk(inputs, outputs, chans, pos, n);
+            min_gain = min_gain.min(g);
+            out_peak = out_peak.max(p);
+            pos += n;
         }
-        for o in outputs.iter_mut().skip(chans) {
-            o.fill(0.0);
-        }
-
         self.release.sanitise();
         if !self.box_sum.is_finite() {
             self.restart();
         }
         self.meter_gr_db = -gain_to_db(min_gain);
         self.meter_tp_dbtp = gain_to_db(out_peak);
+    }
+}
+
+impl Limiter {
+    /// Processes frames `pos .. pos + n` (`n <= max_block`) in three passes: drive and detect per
+    /// channel, the gain computer per frame, and the delayed product per channel. Returns the block's
+    /// smallest gain and largest output true peak.
+    fn process_chunk(
+        &mut self,
+        inputs: &[&[f32]],
+        outputs: &mut [&mut [f32]],
+        chans: usize,
+        pos: usize,
+        n: usize,
+    ) -> (f32, f32) {
+        let mask = self.delay_mask;
+        let wpos = self.delay_pos;
+        let drive = &mut self.drive_buf[..n];
+        self.drive.next_block(drive);
+        let peak = &mut self.peak_buf[..n];
+        peak.fill(0.0);
+
+        const H: usize = detector::HISTORY;
+        // 1. Drive, sanitise, store in the delay line and detect.
+        for ch in 0..chans {
+            let input = &inputs[ch][pos..pos + n];
+            let line = &mut self.delay[ch];
+            let ext = &mut self.in_ext[ch];
+            for i in 0..n {
+                let x = input[i];
+                let x = if x.is_finite() { (x * drive[i]).clamp(-MAX_ABS, MAX_ABS) } else { 0.0 };
+                line[(wpos + i) & mask] = x;
+                ext[H + i] = x;
+            }
+            self.detector.max_into(&ext[..H + n], peak);
+            ext.copy_within(n..n + H, 0);
+        }
+
+        // 2. Gain computer: required gain, hold, release, box ramp.
+        let ramp = self.ramp;
+        let inv_ramp = 1.0 / ramp as f64;
+        let target = self.target;
+        let gain = &mut self.gain_buf[..n];
+        let mut min_gain = 1.0f32;
+        for i in 0..n {
+            let p = peak[i];
+            let required = if p > target { target / p } else { 1.0 };
+            let held = self.hold.push(required);
+            let released = self.release.next(held);
+            self.box_sum += released as f64 - self.box_ring[self.box_pos] as f64;
+            self.box_ring[self.box_pos] = released;
+            self.box_pos += 1;
+            if self.box_pos >= ramp {
+                // Re-sum once per lap so the running sum's rounding cannot drift (O(1) amortised).
+                self.box_pos = 0;
+                self.box_sum = self.box_ring[..ramp].iter().map(|&g| g as f64).sum();
+            }
+            let g = (self.box_sum * inv_ramp) as f32;
+            gain[i] = g;
+            min_gain = min_gain.min(g);
+        }
+
+        // 3. Output: the delayed driven input times the gain; its true peak for the meter.
+        let latency = ramp + SUPPORT_EXTRA - 1;
+        let rpos = wpos.wrapping_sub(latency);
+        let out_tp = &mut self.peak_buf[..n];
+        out_tp.fill(0.0);
+        for ch in 0..chans {
+            let out = &mut outputs[ch][pos..pos + n];
+            let line = &self.delay[ch];
+            let ext = &mut self.out_ext[ch];
+            for i in 0..n {
+                let y = gain[i] * line[rpos.wrapping_add(i) & mask];
+                out[i] = y;
+                ext[H + i] = y;
+            }
+            self.detector.max_into(&ext[..H + n], out_tp);
+            ext.copy_within(n..n + H, 0);
+        }
+        let out_peak = out_tp.iter().fold(0.0f32, |m, &p| m.max(p));
+        self.delay_pos = (wpos + n) & mask;
+        (min_gain, out_peak)
     }
 }
