@@ -23,7 +23,8 @@ use std::f64::consts::PI;
 /// far below anything audible or measurable by a meter (which rounds to 0.1 dB).
 const TP_TOLERANCE_DB: f32 = 0.001;
 
-const RATES: [f64; 3] = [44_100.0, 48_000.0, 96_000.0];
+/// Every rate the engine supports, from 8 kHz to 192 kHz.
+const RATES: [f64; 5] = [8_000.0, 44_100.0, 48_000.0, 96_000.0, 192_000.0];
 
 /// Largest BS.1770 4× true peak over all channels, in linear units.
 fn true_peak_4x(chs: &[Vec<f32>], sample_rate: f64) -> f32 {
@@ -109,58 +110,124 @@ fn square(freq: f64, amp: f64, sample_rate: f64, frames: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Worst-case signals for a true-peak limiter, each (name, stereo signal).
-fn worst_cases(sr: f64) -> Vec<(String, Vec<Vec<f32>>)> {
+/// A square wave built from its odd harmonics below `f_max` (band-limited, with Gibbs overshoot),
+/// scaled to a peak of `amp`.
+fn band_limited_square(freq: f64, f_max: f64, amp: f64, sample_rate: f64, frames: usize) -> Vec<f32> {
+    let harmonics: Vec<f64> = (0..).map(|k| (2 * k + 1) as f64).take_while(|&h| h * freq < f_max).collect();
+    let raw: Vec<f64> = (0..frames)
+        .map(|n| {
+            let t = n as f64 / sample_rate;
+            harmonics.iter().map(|&h| (2.0 * PI * h * freq * t).sin() / h).sum::<f64>()
+        })
+        .collect();
+    let peak = raw.iter().fold(0.0f64, |m, &x| m.max(x.abs()));
+    raw.iter().map(|&x| (amp * x / peak) as f32).collect()
+}
+
+/// White noise low-passed at `cutoff` (8th-order Butterworth as four RBJ biquads), RMS about `amp`/2.
+fn lowpassed_noise(seed: u64, cutoff: f64, amp: f64, sample_rate: f64, frames: usize) -> Vec<f32> {
+    use ballast_dsp::biquad::{Biquad, Coeffs};
+    // Q of the four sections of an 8th-order Butterworth: 1 / (2 cos(θ)), θ = π(2k+1)/16.
+    let mut f: Vec<Biquad> = (0..4)
+        .map(|k| {
+            let q = 1.0 / (2.0 * (PI * (2 * k + 1) as f64 / 16.0).cos());
+            Biquad::new(Coeffs::lowpass(cutoff, q, sample_rate))
+        })
+        .collect();
+    signals::noise(seed, 1.0, frames)
+        .iter()
+        .map(|&x| (amp * f.iter_mut().fold(x as f64, |x, b| b.process(x))) as f32)
+        .collect()
+}
+
+/// Worst-case signals for a true-peak limiter: (name, stereo signal, band-limited below 0.35 fs).
+fn worst_cases(sr: f64) -> Vec<(String, Vec<Vec<f32>>, bool)> {
     let n = (sr * 0.5) as usize;
-    let mut v: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
-    // +100 dB steps: a -40 dBFS sine jumping to +60 dBFS, and DC from silence to +100 dBFS.
-    let mut step = signals::sine(997.0, 0.01, sr, n);
+    let mut v: Vec<(String, Vec<Vec<f32>>, bool)> = Vec::new();
+    // +100 dB steps: a -40 dBFS sine jumping to +60 dBFS, and DC from silence to +100 dBFS. The jumps
+    // themselves are broadband, but tiny next to what follows.
+    let mut step = signals::sine(sr / 48.0, 0.01, sr, n);
     for x in &mut step[n / 2..] {
         *x *= 1e5;
     }
-    v.push(("sine +100 dB step".into(), stereo(step)));
+    v.push(("sine +100 dB step".into(), stereo(step), true));
     let dc: Vec<f32> = (0..n).map(|i| if i < n / 2 { 0.0 } else { 1e5 }).collect();
-    v.push(("DC step to +100 dBFS".into(), stereo(dc)));
+    v.push(("DC step to +100 dBFS".into(), stereo(dc), true));
     // Step from a signal already at the ceiling to +100 dB (the ramp starts on a full-level signal).
     let mut hf = signals::sine_phase(sr / 4.0, 0.89, PI / 4.0, sr, n);
     for x in &mut hf[n / 2..] {
         *x *= 1e5;
     }
-    v.push(("fs/4 at ceiling, +100 dB step".into(), stereo(hf)));
-    // Full-scale square waves; those near fs/4 and fs/3 have the largest inter-sample overshoot.
+    v.push(("fs/4 at ceiling, +100 dB step".into(), stereo(hf), true));
+    // Full-scale naive square waves (every harmonic, aliased up to Nyquist); those near fs/4 and fs/3
+    // have the largest inter-sample overshoot.
     for f in [50.0, 441.0, 997.0, 3000.0, sr / 12.0, sr / 6.0, sr / 4.0, sr / 3.0, 0.45 * sr, 7001.0] {
-        v.push((format!("square {f:.0} Hz"), stereo(square(f, 1.0, sr, n))));
+        v.push((format!("square {f:.0} Hz"), stereo(square(f, 1.0, sr, n)), false));
+    }
+    // Band-limited squares driven 6 dB over full scale (Gibbs overshoot, harmonics below 0.35 fs).
+    for f in [sr / 480.0, sr / 48.0, sr / 13.0] {
+        v.push((format!("BL square {f:.0} Hz +6 dB"), stereo(band_limited_square(f, 0.35 * sr, 2.0, sr, n)), true));
     }
     // fs/4 sine at 45 degrees: 0 dBFS sample peak, +3.01 dBTP.
-    v.push(("fs/4 sine 45 deg 0 dBFS".into(), stereo(signals::sine_phase(sr / 4.0, 2f64.sqrt(), PI / 4.0, sr, n))));
-    // After EBU Tech 3341 cases 15-19 (true-peak meter checks): sines at fs/4 with phases 0/45/60 deg
+    v.push((
+        "fs/4 sine 45 deg 0 dBFS".into(),
+        stereo(signals::sine_phase(sr / 4.0, 2f64.sqrt(), PI / 4.0, sr, n)),
+        true,
+    ));
+    // After EBU Tech 3341 cases 15-19 (true-peak meter checks): sines at fs/4 with phases 0/60 deg
     // and fs/6, fs/8 near full scale, here driven 6 dB over full scale.
     for (f, ph) in [(sr / 4.0, 0.0), (sr / 4.0, PI / 3.0), (sr / 6.0, PI / 6.0), (sr / 8.0, PI / 8.0)] {
-        v.push((
-            format!("sine {f:.0} Hz {:.0} deg +6 dB", ph.to_degrees()),
-            stereo(signals::sine_phase(f, 2.0, ph, sr, n)),
-        ));
+        let name = format!("sine {f:.0} Hz {:.0} deg +6 dB", ph.to_degrees());
+        v.push((name, stereo(signals::sine_phase(f, 2.0, ph, sr, n)), true));
     }
-    // Loud noise: uniform white noise at +20 dBFS, decorrelated channels.
-    v.push(("white noise +20 dBFS".into(), vec![signals::noise(1, 10.0, n), signals::noise(2, 10.0, n)]));
+    // Loud noise: uniform white noise at +20 dBFS, decorrelated channels; and noise low-passed at
+    // 0.3 fs at about the same level.
+    v.push(("white noise +20 dBFS".into(), vec![signals::noise(1, 10.0, n), signals::noise(2, 10.0, n)], false));
+    let lp = vec![lowpassed_noise(1, 0.3 * sr, 20.0, sr, n), lowpassed_noise(2, 0.3 * sr, 20.0, sr, n)];
+    v.push(("noise < 0.3 fs +20 dB".into(), lp, true));
     // Nyquist-rate alternation with random sign flips: maximal inter-sample overshoot patterns.
     let mut r = Rng::new(9);
     let alt: Vec<f32> =
         (0..n).map(|i| if (i / 2 + (r.next_u64() % 3 == 0) as usize) % 2 == 0 { 3.0 } else { -3.0 }).collect();
-    v.push(("random +-3 pairs".into(), stereo(alt)));
+    v.push(("random +-3 pairs".into(), stereo(alt), false));
     v
 }
 
+/// The 16x check's tolerance for band-limited signals: the limiter's detector is flat within
+/// ±0.04 dB up to 0.35 fs on a 16x grid (≤ 0.02 dB between points there), both inside the 0.05 dB
+/// margin; 0.01 dB more covers the reference interpolator's own ripple and grid.
+const TP16_TOLERANCE_DB: f32 = 0.01;
+
 #[test]
 fn worst_cases_never_exceed_the_ceiling() {
-    let mut worst16 = f32::NEG_INFINITY;
+    let mut worst_bl = f32::NEG_INFINITY;
+    let mut worst_full = f32::NEG_INFINITY;
     for sr in RATES {
-        for (name, sig) in worst_cases(sr) {
+        for (name, sig, band_limited) in worst_cases(sr) {
             let (_, tp16) = check(&name, &sig, sr, -1.0, 0.0);
-            worst16 = worst16.max(tp16 + 1.0);
+            if band_limited {
+                assert!(tp16 <= -1.0 + TP16_TOLERANCE_DB, "{name} @ {sr}: 16x true peak {tp16} dBTP");
+                worst_bl = worst_bl.max(tp16 + 1.0);
+            } else {
+                worst_full = worst_full.max(tp16 + 1.0);
+            }
         }
     }
-    eprintln!("worst 16x excess over the ceiling: {worst16:+.4} dB");
+    // Full-band signals (energy up to Nyquist) are bounded in BS.1770 terms only: the BS.1770
+    // interpolator (and so every compliant meter) reads a component at 0.45 fs 2.2 dB low.
+    eprintln!("worst 16x excess: band-limited {worst_bl:+.4} dB, full-band {worst_full:+.4} dB");
+}
+
+#[test]
+fn other_ceilings_and_drives() {
+    for (ceiling, drive) in [(0.0f32, 0.0f32), (-20.0, 36.0), (-6.0, 12.0)] {
+        for sr in [44_100.0, 96_000.0] {
+            let sig = stereo(band_limited_square(sr / 100.0, 0.35 * sr, 1.0, sr, (sr * 0.3) as usize));
+            check(&format!("BL square, ceiling {ceiling}, drive {drive}"), &sig, sr, ceiling, drive);
+            let noise = vec![signals::noise(11, 1.0, 20_000), signals::noise(12, 1.0, 20_000)];
+            check(&format!("noise, ceiling {ceiling}, drive {drive}"), &noise, sr, ceiling, drive);
+        }
+    }
 }
 
 /// One segment of a randomised hostile signal.
@@ -206,8 +273,9 @@ fn random_segment(r: &mut Rng, sr: f64, out: &mut [Vec<f32>]) {
     }
 }
 
-/// Randomised signals (levels up to +100 dBFS, every kind of waveform, abrupt joins), random block
-/// sizes and, when `change_params`, random parameter changes while running.
+/// Randomised signals (levels up to +100 dBFS, every kind of waveform, abrupt joins), a random
+/// lookahead, random block sizes and, when `change_params`, random ceiling, drive and release changes
+/// while running. Returns the largest excess of the output's BS.1770 true peak over the ceiling (dB).
 fn fuzz(seed: u64, sr: f64, seconds: f64, change_params: bool) -> f32 {
     let mut r = Rng::new(seed);
     let frames = (sr * seconds) as usize;
@@ -226,6 +294,7 @@ fn fuzz(seed: u64, sr: f64, seconds: f64, change_params: bool) -> f32 {
     let mut l = Limiter::new(2);
     let mut ceiling = -(r.range(0.0, 20.0) as f32);
     l.set_param(CEILING_DBTP, ceiling).unwrap();
+    l.set_param(LOOKAHEAD_MS, r.range(0.5, 5.0) as f32).unwrap();
     l.prepare(sr, max_block);
     let latency = l.latency_samples();
     let mut out = vec![vec![0.0f32; frames]; 2];
@@ -269,7 +338,8 @@ fn fuzz(seed: u64, sr: f64, seconds: f64, change_params: bool) -> f32 {
 
 #[test]
 fn fuzz_never_exceeds_the_ceiling() {
-    for (seed, sr) in [(1u64, 48_000.0), (2, 44_100.0), (3, 96_000.0), (4, 48_000.0)] {
+    let cases = [(1u64, 48_000.0), (2, 44_100.0), (3, 96_000.0), (4, 48_000.0), (5, 8_000.0), (6, 192_000.0)];
+    for (seed, sr) in cases.into_iter().chain((10..22).map(|s| (s, RATES[s as usize % RATES.len()]))) {
         let excess = fuzz(seed, sr, 4.0, false);
         eprintln!("fuzz seed {seed} @ {sr} Hz, fixed params: worst excess {excess:+.5} dB");
         assert!(excess <= TP_TOLERANCE_DB, "seed {seed}: {excess} dB over the ceiling");
@@ -303,10 +373,10 @@ fn program_material_pushed_20_db_never_exceeds_the_ceiling() {
     for sr in RATES {
         let m = music("battle-epic.ogg", sr, 20.0);
         let (tp4, tp16) = check("battle-epic +20 dB", &m, sr, -1.0, 20.0);
-        // Music is band-limited well inside the BS.1770 filter's flat passband (±0.04 dB to 0.35 fs), so
-        // the near-ideal 16x reconstruction agrees with the 4x reading within that flatness plus the 4x
-        // grid error for the little energy above it: 0.1 dB.
-        assert!(tp16 <= -1.0 + 0.1, "16x {tp16} (4x {tp4})");
+        // Music is band-limited almost entirely inside the detector's flat passband (±0.04 dB to
+        // 0.35 fs; at 8 kHz the decoder's anti-alias filter ends at 0.45 fs), so the near-ideal 16x
+        // reconstruction stays under the ceiling too.
+        assert!(tp16 <= -1.0 + TP16_TOLERANCE_DB, "16x {tp16} (4x {tp4})");
     }
 }
 

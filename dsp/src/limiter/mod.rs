@@ -190,8 +190,10 @@ pub struct Limiter {
 
     /// Box length `B` in effect (the lookahead is `B + 11`).
     ramp: usize,
-    /// The BS.1770-4 interpolator ([`Detector`], bit-identical to [`crate::true_peak::TruePeak`]).
+    /// Input detector: the BS.1770-4 interpolator at four times its phases ([`Detector::fine`]).
     detector: Detector,
+    /// Output meter: exactly the BS.1770-4 interpolator ([`Detector::bs1770`]).
+    meter_detector: Detector,
     /// Per channel: [`detector::HISTORY`] earlier samples, then the current block; driven input and
     /// output (the latter for the output true-peak meter).
     in_ext: Vec<Vec<f32>>,
@@ -237,7 +239,8 @@ impl Limiter {
             input_gain_db: 0.0,
             drive: Smoother::new(Smoothing::Logarithmic { ms: 20.0 }, 1.0),
             ramp: MIN_RAMP,
-            detector: Detector::new(48_000.0),
+            detector: Detector::fine(48_000.0),
+            meter_detector: Detector::bs1770(48_000.0),
             in_ext: Vec::new(),
             out_ext: Vec::new(),
             hold: SlidingMin::new(1),
@@ -299,7 +302,8 @@ impl Processor for Limiter {
         self.sample_rate = sample_rate;
         self.max_block = max_block;
         let max_ramp = self.ramp_for(MAX_LOOKAHEAD_MS);
-        self.detector = Detector::new(sample_rate);
+        self.detector = Detector::fine(sample_rate);
+        self.meter_detector = Detector::bs1770(sample_rate);
         self.hold = SlidingMin::new(max_ramp + SUPPORT_EXTRA);
         self.release.set_time(self.release_ms as f64, sample_rate);
         self.box_ring = vec![1.0; max_ramp];
@@ -474,7 +478,7 @@ impl Limiter {
                 out[i] = y;
                 ext[H + i] = y;
             }
-            self.detector.max_into(&ext[..H + n], out_tp);
+            self.meter_detector.max_into(&ext[..H + n], out_tp);
             ext.copy_within(n..n + H, 0);
         }
         let out_peak = out_tp.iter().fold(0.0f32, |m, &p| m.max(p));
