@@ -34,6 +34,8 @@ pub struct Detector {
     h: [[f32; LANES]; TAPS],
     /// SSE registers (4 lanes each) in use.
     regs: usize,
+    /// AVX is available (detected once, at construction, off the RT thread).
+    avx: bool,
 }
 
 impl Detector {
@@ -58,7 +60,11 @@ impl Detector {
             let window = 0.5 * (1.0 - (2.0 * std::f64::consts::PI * j as f64 / (taps - 1) as f64).cos());
             h[j / factor][j % factor] = (sinc * window) as f32;
         }
-        Self { h, regs: factor.div_ceil(4) }
+        #[cfg(target_arch = "x86_64")]
+        let avx = std::is_x86_feature_detected!("avx");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx = false;
+        Self { h, regs: factor.div_ceil(4), avx }
     }
 
     /// Oversampling phases.
@@ -73,12 +79,19 @@ impl Detector {
     pub fn max_into(&self, ext: &[f32], peak: &mut [f32]) {
         let n = peak.len().min(ext.len().saturating_sub(HISTORY));
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: SSE2 is part of the x86_64 baseline, so the target feature is always present.
-        unsafe {
-            match self.regs {
-                1 => self.max_into_sse::<1>(&ext[..n + HISTORY], &mut peak[..n]),
-                2 => self.max_into_sse::<2>(&ext[..n + HISTORY], &mut peak[..n]),
-                _ => self.max_into_sse::<4>(&ext[..n + HISTORY], &mut peak[..n]),
+        {
+            let (ext, peak) = (&ext[..n + HISTORY], &mut peak[..n]);
+            match (self.regs, self.avx) {
+                // SAFETY: `avx` was set from `is_x86_feature_detected!("avx")`.
+                (4, true) => unsafe { self.max_into_avx::<2>(ext, peak) },
+                // SAFETY: as above.
+                (2, true) => unsafe { self.max_into_avx::<1>(ext, peak) },
+                // SAFETY: SSE2 is part of the x86_64 baseline, so the target feature is always present.
+                (1, _) => unsafe { self.max_into_sse::<1>(ext, peak) },
+                // SAFETY: as above.
+                (2, _) => unsafe { self.max_into_sse::<2>(ext, peak) },
+                // SAFETY: as above.
+                _ => unsafe { self.max_into_sse::<4>(ext, peak) },
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -130,7 +143,45 @@ impl Detector {
             }
             let m = _mm_max_ps(a, _mm_movehl_ps(a, a));
             let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
-            *pk = pk.max(_mm_cvtss_f32(m));
+            // Plain maxss (no NaN handling: the limiter never feeds NaN).
+            *pk = _mm_cvtss_f32(_mm_max_ss(m, _mm_set_ss(*pk)));
+        }
+    }
+}
+
+impl Detector {
+    /// `R` AVX registers of 8 phases each; the same per-lane operations in the same order as the SSE
+    /// and scalar paths (multiply, then add; no FMA), so the same bits.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    fn max_into_avx<const R: usize>(&self, ext: &[f32], peak: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let mut h = [[_mm256_setzero_ps(); R]; TAPS];
+        for (hv, hk) in h.iter_mut().zip(&self.h) {
+            for (r, v) in hv.iter_mut().enumerate() {
+                let l = &hk[8 * r..8 * r + 8];
+                *v = _mm256_set_ps(l[7], l[6], l[5], l[4], l[3], l[2], l[1], l[0]);
+            }
+        }
+        let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        for (i, pk) in peak.iter_mut().enumerate() {
+            let window = &ext[i..i + TAPS];
+            let mut acc = [_mm256_setzero_ps(); R];
+            for (k, hv) in h.iter().enumerate() {
+                let x = _mm256_set1_ps(window[TAPS - 1 - k]);
+                for r in 0..R {
+                    acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(hv[r], x));
+                }
+            }
+            let mut a = _mm256_and_ps(acc[0], abs_mask);
+            for v in acc.iter().skip(1) {
+                a = _mm256_max_ps(a, _mm256_and_ps(*v, abs_mask));
+            }
+            let q = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a));
+            let m = _mm_max_ps(q, _mm_movehl_ps(q, q));
+            let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
+            // Plain maxss (no NaN handling: the limiter never feeds NaN).
+            *pk = _mm_cvtss_f32(_mm_max_ss(m, _mm_set_ss(*pk)));
         }
     }
 }
@@ -192,6 +243,19 @@ mod tests {
             let mut scalar = vec![0.0f32; xs.len()];
             fine.max_into_scalar(&ext, &mut scalar);
             assert!(f.iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()));
+            // The SSE path too, whichever path `max_into` picked on this machine.
+            #[cfg(target_arch = "x86_64")]
+            {
+                let mut sse = vec![0.0f32; xs.len()];
+                // SAFETY: SSE2 is part of the x86_64 baseline.
+                unsafe {
+                    match fine.regs {
+                        2 => fine.max_into_sse::<2>(&ext, &mut sse),
+                        _ => fine.max_into_sse::<4>(&ext, &mut sse),
+                    }
+                }
+                assert!(sse.iter().zip(&scalar).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
         }
     }
 }

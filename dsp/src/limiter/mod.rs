@@ -12,7 +12,7 @@
 //!    driven samples `n − 12 ..= n` (its *support*, `S = 13` samples at every rate).
 //!    The required gain is `r[n] = min(1, c' / P[n])` with `c' = ceiling · 10^(−margin/20)`.
 //! 3. Hold: `h[j] = min r[j ..= j + B + 11]`, a sliding minimum over `B + S − 1` values
-//!    ([`SlidingMin`], O(1) amortised, preallocated).
+//!    ([`SlidingMin`]: van Herk / Gil–Werman, O(1) per sample, branch-free, preallocated).
 //! 4. Release: `h'[j] ≤ h[j]` ([`Release`], program dependent), so the release can only lower the gain.
 //! 5. Attack ramp: `g[k] = (1/B) Σ_{i<B} h'[k − i]`, a box filter (moving average).
 //! 6. Output: `y[k] = g[k] · x[k]`, i.e. the driven input delayed by `D = B + 11` samples — the
