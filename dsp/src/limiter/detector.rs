@@ -86,6 +86,8 @@ impl Detector {
                 (4, true) => unsafe { self.max_into_avx::<2>(ext, peak) },
                 // SAFETY: as above.
                 (2, true) => unsafe { self.max_into_avx::<1>(ext, peak) },
+                // SAFETY: as above.
+                (1, true) => unsafe { self.max_into_avx_pairs(ext, peak) },
                 // SAFETY: SSE2 is part of the x86_64 baseline, so the target feature is always present.
                 (1, _) => unsafe { self.max_into_sse::<1>(ext, peak) },
                 // SAFETY: as above.
@@ -186,6 +188,47 @@ impl Detector {
     }
 }
 
+impl Detector {
+    /// Four phases, two samples per AVX register: lanes 0–3 compute sample `i`, lanes 4–7 sample
+    /// `i + 1`. Tap `t` of the 14-sample window multiplies `x[i + 1 − t]`, which is tap `t − 1` of
+    /// sample `i` and tap `t` of sample `i + 1`; the missing taps are zero. Adding `0 · x` (finite `x`)
+    /// to an accumulator leaves it bit-identical, so each lane still sums its 13 real taps in
+    /// `TruePeak`'s order and the readings are unchanged.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx")]
+    fn max_into_avx_pairs(&self, ext: &[f32], peak: &mut [f32]) {
+        use std::arch::x86_64::*;
+        let mut h = [_mm256_setzero_ps(); TAPS + 1];
+        for (t, hv) in h.iter_mut().enumerate() {
+            let lo = if t >= 1 { self.h[t - 1] } else { [0.0; LANES] };
+            let hi = if t < TAPS { self.h[t] } else { [0.0; LANES] };
+            *hv = _mm256_set_ps(hi[3], hi[2], hi[1], hi[0], lo[3], lo[2], lo[1], lo[0]);
+        }
+        let abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
+        let pairs = peak.len() / 2;
+        for q in 0..pairs {
+            let i = 2 * q;
+            // window[w] = x[i + 1 − 13 + w]; tap t multiplies x[i + 1 − t] = window[TAPS − t].
+            let window = &ext[i..i + TAPS + 1];
+            let mut acc = _mm256_setzero_ps();
+            for (t, hv) in h.iter().enumerate() {
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(*hv, _mm256_set1_ps(window[TAPS - t])));
+            }
+            let a = _mm256_and_ps(acc, abs_mask);
+            for (half, pk) in [_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a)].into_iter().zip(&mut peak[i..i + 2]) {
+                let m = _mm_max_ps(half, _mm_movehl_ps(half, half));
+                let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
+                *pk = _mm_cvtss_f32(_mm_max_ss(m, _mm_set_ss(*pk)));
+            }
+        }
+        if peak.len() % 2 == 1 {
+            let i = peak.len() - 1;
+            // SAFETY: SSE2 is part of the x86_64 baseline.
+            unsafe { self.max_into_sse::<1>(&ext[i..i + TAPS], &mut peak[i..]) };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +258,17 @@ mod tests {
             det.max_into(&ext, &mut got);
             let mut scalar = vec![0.0f32; xs.len()];
             det.max_into_scalar(&ext, &mut scalar);
+            // Odd block lengths take the single-sample tail path.
+            let mut odd = vec![0.0f32; xs.len() - 1];
+            det.max_into(&ext[..ext.len() - 1], &mut odd);
+            assert!(odd.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+            #[cfg(target_arch = "x86_64")]
+            {
+                let mut sse = vec![0.0f32; xs.len()];
+                // SAFETY: SSE2 is part of the x86_64 baseline.
+                unsafe { det.max_into_sse::<1>(&ext, &mut sse) };
+                assert!(sse.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()));
+            }
             for i in 0..xs.len() {
                 assert_eq!(got[i].to_bits(), want[i].to_bits(), "{sr} Hz sample {i}");
                 assert_eq!(scalar[i].to_bits(), want[i].to_bits(), "{sr} Hz sample {i} (scalar)");
