@@ -215,7 +215,9 @@ impl Detector {
                 acc = _mm256_add_ps(acc, _mm256_mul_ps(*hv, _mm256_set1_ps(window[TAPS - t])));
             }
             let a = _mm256_and_ps(acc, abs_mask);
-            for (half, pk) in [_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a)].into_iter().zip(&mut peak[i..i + 2]) {
+            for (half, pk) in
+                [_mm256_castps256_ps128(a), _mm256_extractf128_ps::<1>(a)].into_iter().zip(&mut peak[i..i + 2])
+            {
                 let m = _mm_max_ps(half, _mm_movehl_ps(half, half));
                 let m = _mm_max_ss(m, _mm_shuffle_ps::<0b01>(m, m));
                 *pk = _mm_cvtss_f32(_mm_max_ss(m, _mm_set_ss(*pk)));
@@ -223,8 +225,7 @@ impl Detector {
         }
         if peak.len() % 2 == 1 {
             let i = peak.len() - 1;
-            // SAFETY: SSE2 is part of the x86_64 baseline.
-            unsafe { self.max_into_sse::<1>(&ext[i..i + TAPS], &mut peak[i..]) };
+            self.max_into_sse::<1>(&ext[i..i + TAPS], &mut peak[i..]);
         }
     }
 }
