@@ -404,7 +404,7 @@ fn signals_below_the_ceiling_pass_bit_exactly_after_the_latency() {
                 }
                 assert!(out[ch][..d].iter().all(|&y| y == 0.0));
             }
-            assert_eq!(l.meter(METER_GAIN_REDUCTION, 0), 0.0);
+            assert_eq!(l.meter(METER_GAIN_REDUCTION, 0).to_bits(), 0.0f32.to_bits(), "+0 dB, not -0");
         }
     }
 }
@@ -604,6 +604,15 @@ fn block_size_invariant_and_reset_deterministic() {
         Box::new(l)
     };
     common::assert_block_size_invariant(make, sr, 512, &input);
+
+    // A block longer than prepared is processed in prepared-size pieces, with the same output.
+    let mut small = make();
+    small.prepare(sr, 64);
+    let long = common::run_blocks(small.as_mut(), &input, 1000);
+    let mut reference = make();
+    reference.prepare(sr, 64);
+    let short = common::run_blocks(reference.as_mut(), &input, 64);
+    assert!(long.iter().flatten().zip(short.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
 
     let mut l = make();
     l.prepare(sr, 512);

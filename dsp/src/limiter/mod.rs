@@ -413,7 +413,8 @@ impl Processor for Limiter {
         if !self.box_sum.is_finite() {
             self.restart();
         }
-        self.meter_gr_db = -gain_to_db(min_gain);
+        // `0 - x`, not `-x`: no gain reduction reads +0 dB, not -0.
+        self.meter_gr_db = 0.0 - gain_to_db(min_gain);
         self.meter_tp_dbtp = gain_to_db(out_peak);
     }
 }
