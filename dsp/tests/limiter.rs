@@ -174,11 +174,15 @@ fn worst_cases(sr: f64) -> Vec<(String, Vec<Vec<f32>>, bool)> {
         stereo(signals::sine_phase(sr / 4.0, 2f64.sqrt(), PI / 4.0, sr, n)),
         true,
     ));
-    // After EBU Tech 3341 cases 15-19 (true-peak meter checks): sines at fs/4 with phases 0/60 deg
-    // and fs/6, fs/8 near full scale, here driven 6 dB over full scale.
-    for (f, ph) in [(sr / 4.0, 0.0), (sr / 4.0, PI / 3.0), (sr / 6.0, PI / 6.0), (sr / 8.0, PI / 8.0)] {
-        let name = format!("sine {f:.0} Hz {:.0} deg +6 dB", ph.to_degrees());
-        v.push((name, stereo(signals::sine_phase(f, 2.0, ph, sr, n)), true));
+    // EBU Tech 3341 true-peak cases 15-19 (sines whose samples miss the crest by a known angle:
+    // fs/4 at 0 and 45 degrees, fs/6 at 60, fs/8 at 67.5; nominally -6 dBTP, case 19 +3 dBTP), here
+    // all with a +6 dBTP crest, i.e. 7 dB over the ceiling.
+    for (case, frac, ph_deg) in
+        [(15, 0.25, 0.0), (16, 0.25, 45.0), (17, 1.0 / 6.0, 60.0), (18, 0.125, 67.5), (19, 0.25, 45.0)]
+    {
+        let ph = f64::to_radians(ph_deg);
+        let name = format!("3341 case {case} at +6 dBTP");
+        v.push((name, stereo(signals::sine_phase(frac * sr, 2.0, ph, sr, n)), true));
     }
     // Loud noise: uniform white noise at +20 dBFS, decorrelated channels; and noise low-passed at
     // 0.3 fs at about the same level.
