@@ -5,8 +5,8 @@
 //! the phases in SSE lanes. Two tables:
 //!
 //! - [`Detector::bs1770`]: exactly `TruePeak`'s filter — the Hann-windowed sinc of `12 F + 1` taps
-//!   (after libebur128), `F = 4` below 96 kHz and 2 from 96 kHz — recomputed with the identical
-//!   expression because its table is private. Each phase sums its taps in the same order with the same
+//!   (after libebur128), `F = 4` below 96 kHz and 2 from 96 kHz — built from the same
+//!   [`crate::true_peak::interpolator_tap`]. Each phase sums its taps in the same order with the same
 //!   IEEE operations (multiply, then add; no FMA contraction), so the readings are bit-identical to
 //!   `TruePeak::push` (tested below). The limiter meters its output with it.
 //! - [`Detector::fine`]: the same design at `4 F` phases (`12 · 4F + 1` taps, still 13 per phase).
@@ -53,12 +53,7 @@ impl Detector {
         let taps = 12 * factor + 1;
         let mut h = [[0.0f32; LANES]; TAPS];
         for j in 0..taps {
-            // Same expression as `true_peak::Interpolator::new`, so the same f32 coefficients.
-            let m = j as f64 - (taps - 1) as f64 / 2.0;
-            let x = m * std::f64::consts::PI / factor as f64;
-            let sinc = if m.abs() < 1e-9 { 1.0 } else { x.sin() / x };
-            let window = 0.5 * (1.0 - (2.0 * std::f64::consts::PI * j as f64 / (taps - 1) as f64).cos());
-            h[j / factor][j % factor] = (sinc * window) as f32;
+            h[j / factor][j % factor] = crate::true_peak::interpolator_tap(factor, j);
         }
         #[cfg(target_arch = "x86_64")]
         let avx = std::is_x86_feature_detected!("avx");
