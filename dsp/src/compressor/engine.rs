@@ -504,21 +504,32 @@ impl Engine {
             unsafe { self.control_tick_avx() };
             return;
         }
-        self.control_tick_impl();
+        self.control_tick_lanes();
     }
 
-    /// [`Engine::control_tick_impl`] compiled for AVX2+FMA (twelve lanes in 1.5 registers).
+    /// Runs the control loops over one AVX register of lanes (up to four bands) or two.
+    #[inline(always)]
+    fn control_tick_lanes(&mut self) {
+        if self.bands <= 4 {
+            self.control_tick_impl::<8>();
+        } else {
+            self.control_tick_impl::<MAX_LANES>();
+        }
+    }
+
+    /// [`Engine::control_tick_impl`] compiled for AVX2+FMA (eight lanes per register).
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn control_tick_avx(&mut self) {
-        self.control_tick_impl();
+        self.control_tick_lanes();
     }
 
+    /// The control update over the first `L` lanes (`L` ≥ 2 × bands; lanes above hold nothing).
     #[inline(always)]
-    fn control_tick_impl(&mut self) {
+    fn control_tick_impl<const L: usize>(&mut self) {
         const K_INV: f32 = 1.0 / CONTROL_PERIOD as f32;
         let mut moved = self.lanes_dirty;
         for b in self.band.iter_mut() {
@@ -537,7 +548,7 @@ impl Engine {
         let beta = self.beta_rms;
         let mut band_max = [0.0f32; MAX_LANES / 2];
         for g in self.groups.iter_mut() {
-            for l in 0..MAX_LANES {
+            for l in 0..L {
                 let mean = g.ms[l] * K_INV;
                 let r = mean + beta * (g.rms[l] - mean);
                 g.rms[l] = r;
@@ -558,7 +569,7 @@ impl Engine {
         for g in self.groups.iter_mut() {
             let (gr, mut y, gain_now) = (g.gr, g.y, g.g);
             let mut dg = [0.0f32; MAX_LANES];
-            for l in 0..MAX_LANES {
+            for l in 0..L {
                 let x = gr[l] + lp.link[l] * (bm[l] - gr[l]);
                 let a = if x > y[l] { lp.aa[l] } else { lp.ar[l] };
                 y[l] = x + a * (y[l] - x);
