@@ -260,7 +260,8 @@ fn crossover_params_move_the_splits() {
 #[test]
 fn defaults_follow_the_broadcast_example() {
     let m = Multiband::new(2, 4);
-    let table = [(-24.0, 2.0, 30.0, 300.0), (-22.0, 3.0, 15.0, 200.0), (-20.0, 3.0, 8.0, 150.0), (-20.0, 4.0, 3.0, 100.0)];
+    let table =
+        [(-24.0, 2.0, 30.0, 300.0), (-22.0, 3.0, 15.0, 200.0), (-20.0, 3.0, 8.0, 150.0), (-20.0, 4.0, 3.0, 100.0)];
     for (b, (t, r, a, rel)) in table.into_iter().enumerate() {
         assert_eq!(m.param(ParamId::band(b, ids::band::THRESHOLD_DB)), Some(t));
         assert_eq!(m.param(ParamId::band(b, ids::band::RATIO)), Some(r));
