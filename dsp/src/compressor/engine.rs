@@ -551,17 +551,22 @@ impl Engine {
         let beta = self.beta_rms;
         let mut band_max = [0.0f32; MAX_LANES / 2];
         for g in self.groups.iter_mut() {
+            // On local copies, so the loop is element-wise over plain arrays (vectorises).
+            let (pk, ms, mut rms) = (g.pk, g.ms, g.rms);
+            let mut gr = [0.0f32; MAX_LANES];
             for l in 0..L {
-                let mean = g.ms[l] * K_INV;
-                let r = mean + beta * (g.rms[l] - mean);
-                g.rms[l] = r;
-                // Blend instead of branch (rms is 0 or 1) so the loop vectorises.
-                let v = g.pk[l] + lp.rms[l] * (r - g.pk[l]);
+                let mean = ms[l] * K_INV;
+                let r = mean + beta * (rms[l] - mean);
+                rms[l] = r;
+                // Blend instead of branch (rms is 0 or 1).
+                let v = pk[l] + lp.rms[l] * (r - pk[l]);
                 let x = DB_PER_LOG2 * (1.0 - 0.5 * lp.rms[l]) * log2(v);
-                g.gr[l] = gain_reduction_lanes(x, lp.thr[l], lp.slope[l], lp.knee[l], lp.inv_2w[l]);
-                g.pk[l] = 0.0;
-                g.ms[l] = 0.0;
+                gr[l] = gain_reduction_lanes(x, lp.thr[l], lp.slope[l], lp.knee[l], lp.inv_2w[l]);
             }
+            g.rms = rms;
+            g.gr = gr;
+            g.pk = [0.0; MAX_LANES];
+            g.ms = [0.0; MAX_LANES];
             for (b, m) in band_max.iter_mut().enumerate() {
                 *m = m.max(g.gr[2 * b].max(g.gr[2 * b + 1]));
             }
