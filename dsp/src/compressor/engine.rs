@@ -4,8 +4,8 @@
 //! Feed-forward design after D. Giannoulis, M. Massberg, J. D. Reiss, "Digital Dynamic Range
 //! Compressor Design — A Tutorial and Analysis", JAES 60(6), 2012 (GMR): level detection, gain
 //! computer in dB, then the gain *reduction* smoothed in the dB domain by a branching one-pole
-//! (attack when the reduction grows, release when it falls; GMR eq. 17 applied to `x_L = x_G − y_G`,
-//! their recommended log-domain placement, fig. 7).
+//! (attack when the reduction grows, release when it falls): GMR's branching peak detector applied to
+//! `x_L = x_G − y_G` after the gain computer, the log-domain arrangement they recommend.
 //!
 //! Control rate: per sample the engine only filters, detects (`max |x|` and `Σ x²` over the control
 //! period) and applies a gain that moves linearly; every [`CONTROL_PERIOD`] samples it turns the
