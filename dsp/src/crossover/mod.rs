@@ -19,8 +19,8 @@
 //! section); then the low half split at `f0` and the high half at `f2` side by side. The sum is the same
 //! `AP(f0)·AP(f1)·AP(f2)`; band 0 is `LP(f1)²·AP(f2)·LP(f0)²` (an extra low-pass far above its band).
 //!
-//! In the chain, band `j` is compensated by the allpasses of all splits above `j+1` (J. A. D'Appolito, "Testing
-//! Loudspeakers", 1998, on summing LR sections; the same scheme as nih-plug's allpass compensation), so
+//! In the chain, band `j` is compensated by the allpasses of all splits above `j+1` (the standard
+//! allpass compensation of multiway LR crossovers, as in nih-plug's crossover plugin), so
 //! the sum of all bands is `AP(f0)·AP(f1)·…·AP(f_{N-2})`: magnitude exactly 1 for any frequencies, in
 //! any order. All arithmetic is f64 (f32 coefficients limit flatness to ~4e-3 dB, see STACK.md).
 //!
