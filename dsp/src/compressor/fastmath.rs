@@ -10,7 +10,7 @@
 use std::f32::consts::LN_2;
 
 /// dB per unit of log2 of an amplitude: `20·log10(2)`.
-pub const DB_PER_LOG2: f32 = 6.020_6;
+pub const DB_PER_LOG2: f32 = 20.0 * std::f32::consts::LOG10_2;
 
 /// Base-2 logarithm; values below the smallest normal f32 (0, negatives, NaN) give −126.
 #[inline(always)]
