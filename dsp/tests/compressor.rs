@@ -43,7 +43,7 @@ fn db(x: f64) -> f64 {
 fn measured_gain_db(c: &mut Compressor, level_db: f64) -> f64 {
     let amp = 10f64.powf(level_db / 20.0);
     let x = sine(1000.0, amp, SR, 48_000);
-    let y = run_blocks(c, &[x.clone()], 256);
+    let y = run_blocks(c, std::slice::from_ref(&x), 256);
     // Last 0.25 s (250 whole cycles): the detector and ballistics have settled.
     let r = 36_000..48_000;
     db(amp_at(&y[0], 1000.0, r.clone()) / amp_at(&x, 1000.0, r))
@@ -132,9 +132,8 @@ fn time_constant(c: &mut Compressor, step_at: usize, amp_before: f64, amp_after:
     }
     let from = gr[step_at - 1] as f64;
     let target = to + (from - to) / std::f64::consts::E;
-    let cross = (step_at..len)
-        .find(|&n| if to > from { gr[n] as f64 >= target } else { gr[n] as f64 <= target })
-        .unwrap();
+    let cross =
+        (step_at..len).find(|&n| if to > from { gr[n] as f64 >= target } else { gr[n] as f64 <= target }).unwrap();
     ((cross - step_at) as f64 / SR, from, to)
 }
 
@@ -240,7 +239,8 @@ fn lookahead_catches_a_transient() {
             (ids::LOOKAHEAD_MS, 5.0),
         ],
     );
-    let x: Vec<f32> = (0..24_000).map(|n| if n >= 12_000 { (2.0 * PI * 1000.0 * n as f64 / SR).sin() as f32 } else { 0.0 }).collect();
+    let x: Vec<f32> =
+        (0..24_000).map(|n| if n >= 12_000 { (2.0 * PI * 1000.0 * n as f64 / SR).sin() as f32 } else { 0.0 }).collect();
     let y = run_blocks(&mut fast, &[x], 64);
     let peak = y[0].iter().fold(0.0f32, |m, v| m.max(v.abs())) as f64;
     // 5 ms lookahead = 7.5 control periods + 10 attack constants: the first cycle is already at the

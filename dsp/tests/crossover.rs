@@ -42,6 +42,8 @@ fn split_sets(sr: f64, seed: u64) -> Vec<Vec<f64>> {
     sets.push(vec![30.0]);
     sets.push(vec![18_000.0]);
     sets.push(vec![30.0, 18_000.0]);
+    // Four bands (the tree topology) with extreme outer splits.
+    sets.push(vec![30.0, 1000.0, 18_000.0]);
     sets.push(vec![30.0, 120.0, 1000.0, 6000.0, 18_000.0]);
     sets
 }

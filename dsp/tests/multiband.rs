@@ -260,7 +260,8 @@ fn crossover_params_move_the_splits() {
 #[test]
 fn defaults_follow_the_broadcast_example() {
     let m = Multiband::new(2, 4);
-    let table = [(-24.0, 2.0, 30.0, 300.0), (-22.0, 3.0, 15.0, 200.0), (-20.0, 3.0, 8.0, 150.0), (-20.0, 4.0, 3.0, 100.0)];
+    let table =
+        [(-24.0, 2.0, 30.0, 300.0), (-22.0, 3.0, 15.0, 200.0), (-20.0, 3.0, 8.0, 150.0), (-20.0, 4.0, 3.0, 100.0)];
     for (b, (t, r, a, rel)) in table.into_iter().enumerate() {
         assert_eq!(m.param(ParamId::band(b, ids::band::THRESHOLD_DB)), Some(t));
         assert_eq!(m.param(ParamId::band(b, ids::band::RATIO)), Some(r));
@@ -311,4 +312,61 @@ fn reset_is_deterministic() {
         let b = run_blocks(&mut m, &input, 128);
         assert_eq!(a, b, "bands {bands}");
     }
+}
+
+/// 20 s of real music (Debian's wesnoth-1.16-music), 48 kHz stereo, or `None` when it is not installed.
+fn music() -> Option<Vec<Vec<f32>>> {
+    let path = "/usr/share/games/wesnoth/1.16/data/core/music/battle-epic.ogg";
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i", path, "-t", "20", "-ar", "48000", "-ac", "2", "-f", "f32le", "-"])
+        .output()
+        .ok()?;
+    if !out.status.success() || out.stdout.len() < 8 * 48_000 {
+        return None;
+    }
+    let samples: Vec<f32> = out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Some((0..2).map(|c| samples.iter().skip(c).step_by(2).copied().collect()).collect())
+}
+
+#[test]
+fn real_music_broadcast_defaults_and_unity_energy() {
+    let Some(input) = music() else {
+        eprintln!("wesnoth music not installed: real-music test skipped");
+        return;
+    };
+    // Broadcast defaults: output finite, the bands with content above their thresholds reduce, and with
+    // no makeup the bands only ever attenuate, so the energy drops.
+    let mut m = prepared(4, |_| {});
+    let mut max_gr = [0.0f32; 4];
+    let frames = input[0].len();
+    let mut out = vec![vec![0.0f32; frames]; 2];
+    for start in (0..frames).step_by(256) {
+        let n = 256.min(frames - start);
+        let (l, r) = out.split_at_mut(1);
+        m.process(
+            &[&input[0][start..start + n], &input[1][start..start + n]],
+            &mut [&mut l[0][start..start + n], &mut r[0][start..start + n]],
+        );
+        for (b, g) in max_gr.iter_mut().enumerate() {
+            *g = g.max(m.meter(0, b));
+        }
+    }
+    assert!(out.iter().flatten().all(|v| v.is_finite()));
+    // Orchestral material: little energy above 6 kHz, so not every band reaches its threshold.
+    eprintln!("largest gain reduction per band: {max_gr:?} dB");
+    assert!(max_gr.iter().filter(|&&g| g > 1.0).count() >= 2, "bands compress: {max_gr:?}");
+    let energy = |x: &[Vec<f32>]| x.iter().flatten().map(|&v| v as f64 * v as f64).sum::<f64>();
+    assert!(energy(&out) < energy(&input), "compression lowers the energy");
+    // Unity bands: an allpass keeps the energy (Parseval) once its tail is included: ±0.01 dB.
+    let mut m = prepared(4, |m| set_all(m, ids::band::RATIO, 1.0));
+    let mut padded = input.clone();
+    for c in padded.iter_mut() {
+        c.extend(std::iter::repeat_n(0.0, 48_000));
+    }
+    let y = run_blocks(&mut m, &padded, 512);
+    let ratio_db = 10.0 * (energy(&y) / energy(&padded)).log10();
+    assert!(ratio_db.abs() < 0.01, "unity energy ratio {ratio_db} dB");
+    // Block-size invariance on the first 5 s of the music as well.
+    let short: Vec<Vec<f32>> = input.iter().map(|c| c[..240_000].to_vec()).collect();
+    assert_block_size_invariant(|| Box::new(busy(4)), SR, 512, &short);
 }

@@ -6,6 +6,9 @@
 //! padded lanes carry zeros. The band sum is a fixed tree (high half + low half, then the two band
 //! pairs), so the result does not depend on where blocks start.
 
+// Lane loops index several arrays in lockstep; an index reads clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use super::engine::{Group, ScCoeffs, MAX_LANES};
 use crate::crossover::{self, lanes::avx as d4, Bank, PairState, MAX_BANDS};
 use std::arch::x86_64::*;

@@ -1,7 +1,7 @@
 //! The compressor's static curve and ballistics coefficients.
 //!
 //! Static curve (DESIGN.md; D. Giannoulis, M. Massberg, J. D. Reiss, "Digital Dynamic Range Compressor
-//! Design — A Tutorial and Analysis", JAES 60(6), 2012, eq. 4): input level `x` dB, threshold `T`,
+//! Design — A Tutorial and Analysis", JAES 60(6), 2012, the soft-knee gain computer): input level `x` dB, threshold `T`,
 //! ratio `R`, knee width `W`:
 //! `y = x` for `2(x−T) < −W`; `y = x + (1/R − 1)(x − T + W/2)²/(2W)` for `|2(x−T)| ≤ W`;
 //! `y = T + (x−T)/R` for `2(x−T) > W`.
@@ -29,7 +29,8 @@ pub fn gain_reduction_db(x: f32, threshold_db: f32, slope: f32, knee_db: f32) ->
 }
 
 /// Per-step coefficient of a one-pole smoother that covers `1 − 1/e` of a step in `time_ms` when
-/// updated every `step_samples` samples: `exp(−step / (τ·fs))` (GMR 2012, eq. 7, at control rate).
+/// updated every `step_samples` samples: `exp(−step / (τ·fs))` (GMR 2012's one-pole time constant,
+/// taken per control step).
 pub fn control_coeff(time_ms: f64, sample_rate: f64, step_samples: usize) -> f32 {
     if time_ms <= 0.0 {
         0.0

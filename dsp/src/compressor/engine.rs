@@ -4,8 +4,8 @@
 //! Feed-forward design after D. Giannoulis, M. Massberg, J. D. Reiss, "Digital Dynamic Range
 //! Compressor Design — A Tutorial and Analysis", JAES 60(6), 2012 (GMR): level detection, gain
 //! computer in dB, then the gain *reduction* smoothed in the dB domain by a branching one-pole
-//! (attack when the reduction grows, release when it falls; GMR eq. 17 applied to `x_L = x_G − y_G`,
-//! their recommended log-domain placement, fig. 7).
+//! (attack when the reduction grows, release when it falls): GMR's branching peak detector applied to
+//! `x_L = x_G − y_G` after the gain computer, the log-domain arrangement they recommend.
 //!
 //! Control rate: per sample the engine only filters, detects (`max |x|` and `Σ x²` over the control
 //! period) and applies a gain that moves linearly; every [`CONTROL_PERIOD`] samples it turns the
@@ -22,6 +22,9 @@
 //!
 //! Glossary: `pk` peak accumulator, `ms` sum of squares, `rms` smoothed mean square, `y` smoothed gain
 //! reduction (dB, ≥ 0), `g` applied gain, `dg` its per-sample step, `sc` sidechain high-pass.
+
+// Lane loops index several arrays in lockstep; an index reads clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
 
 use super::curve::control_coeff;
 use super::fastmath::{db_to_amp, exp2, log2, DB_PER_LOG2};
@@ -504,21 +507,32 @@ impl Engine {
             unsafe { self.control_tick_avx() };
             return;
         }
-        self.control_tick_impl();
+        self.control_tick_lanes();
     }
 
-    /// [`Engine::control_tick_impl`] compiled for AVX2+FMA (twelve lanes in 1.5 registers).
+    /// Runs the control loops over one AVX register of lanes (up to four bands) or two.
+    #[inline(always)]
+    fn control_tick_lanes(&mut self) {
+        if self.bands <= 4 {
+            self.control_tick_impl::<8>();
+        } else {
+            self.control_tick_impl::<MAX_LANES>();
+        }
+    }
+
+    /// [`Engine::control_tick_impl`] compiled for AVX2+FMA (eight lanes per register).
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn control_tick_avx(&mut self) {
-        self.control_tick_impl();
+        self.control_tick_lanes();
     }
 
+    /// The control update over the first `L` lanes (`L` ≥ 2 × bands; lanes above hold nothing).
     #[inline(always)]
-    fn control_tick_impl(&mut self) {
+    fn control_tick_impl<const L: usize>(&mut self) {
         const K_INV: f32 = 1.0 / CONTROL_PERIOD as f32;
         let mut moved = self.lanes_dirty;
         for b in self.band.iter_mut() {
@@ -537,17 +551,22 @@ impl Engine {
         let beta = self.beta_rms;
         let mut band_max = [0.0f32; MAX_LANES / 2];
         for g in self.groups.iter_mut() {
-            for l in 0..MAX_LANES {
-                let mean = g.ms[l] * K_INV;
-                let r = mean + beta * (g.rms[l] - mean);
-                g.rms[l] = r;
-                // Blend instead of branch (rms is 0 or 1) so the loop vectorises.
-                let v = g.pk[l] + lp.rms[l] * (r - g.pk[l]);
+            // On local copies, so the loop is element-wise over plain arrays (vectorises).
+            let (pk, ms, mut rms) = (g.pk, g.ms, g.rms);
+            let mut gr = [0.0f32; MAX_LANES];
+            for l in 0..L {
+                let mean = ms[l] * K_INV;
+                let r = mean + beta * (rms[l] - mean);
+                rms[l] = r;
+                // Blend instead of branch (rms is 0 or 1).
+                let v = pk[l] + lp.rms[l] * (r - pk[l]);
                 let x = DB_PER_LOG2 * (1.0 - 0.5 * lp.rms[l]) * log2(v);
-                g.gr[l] = gain_reduction_lanes(x, lp.thr[l], lp.slope[l], lp.knee[l], lp.inv_2w[l]);
-                g.pk[l] = 0.0;
-                g.ms[l] = 0.0;
+                gr[l] = gain_reduction_lanes(x, lp.thr[l], lp.slope[l], lp.knee[l], lp.inv_2w[l]);
             }
+            g.rms = rms;
+            g.gr = gr;
+            g.pk = [0.0; MAX_LANES];
+            g.ms = [0.0; MAX_LANES];
             for (b, m) in band_max.iter_mut().enumerate() {
                 *m = m.max(g.gr[2 * b].max(g.gr[2 * b + 1]));
             }
@@ -558,7 +577,7 @@ impl Engine {
         for g in self.groups.iter_mut() {
             let (gr, mut y, gain_now) = (g.gr, g.y, g.g);
             let mut dg = [0.0f32; MAX_LANES];
-            for l in 0..MAX_LANES {
+            for l in 0..L {
                 let x = gr[l] + lp.link[l] * (bm[l] - gr[l]);
                 let a = if x > y[l] { lp.aa[l] } else { lp.ar[l] };
                 y[l] = x + a * (y[l] - x);
@@ -730,7 +749,9 @@ fn dispatch(
             match (sc_on, fma) {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `fma` is true only when the CPU reported AVX2 and FMA at construction.
-                (false, true) => unsafe { super::avx::kernel::<$b, $v, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },
+                (false, true) => unsafe {
+                    super::avx::kernel::<$b, $v, false>(bank, xo, grp, sc, delay, x0, x1, y0, y1)
+                },
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: as above.
                 (true, true) => unsafe { super::avx::kernel::<$b, $v, true>(bank, xo, grp, sc, delay, x0, x1, y0, y1) },

@@ -10,7 +10,7 @@
 use std::f32::consts::LN_2;
 
 /// dB per unit of log2 of an amplitude: `20·log10(2)`.
-pub const DB_PER_LOG2: f32 = 6.020_6;
+pub const DB_PER_LOG2: f32 = 20.0 * std::f32::consts::LOG10_2;
 
 /// Base-2 logarithm; values below the smallest normal f32 (0, negatives, NaN) give −126.
 #[inline(always)]
@@ -33,8 +33,8 @@ pub fn log2(x: f32) -> f32 {
 /// `2^y`, for `y` clamped to `[−126, 126]` (NaN gives 2^−126).
 #[inline(always)]
 pub fn exp2(y: f32) -> f32 {
-    // `max` first: NaN becomes −126.
-    let y = y.max(-126.0).min(126.0);
+    // NaN fails the comparison and becomes −126.
+    let y = if y > -126.0 { y.min(126.0) } else { -126.0 };
     // Round to nearest by the 1.5·2^23 trick: the integer lands in the low mantissa bits.
     const MAGIC: f32 = 12_582_912.0;
     let t = y + MAGIC;

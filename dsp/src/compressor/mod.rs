@@ -51,9 +51,7 @@ static METERS: [MeterDescriptor; 1] = [MeterDescriptor {
 pub static DESCRIPTOR: KindDescriptor = KindDescriptor {
     kind: "compressor",
     doc: "Feed-forward compressor: peak or RMS detector, soft knee, attack/release in dB, stereo link, lookahead.",
-    params: &[
-        THRESHOLD, RATIO, ATTACK, RELEASE, KNEE, MAKEUP, DETECTOR, STEREO_LINK, LOOKAHEAD, SIDECHAIN_HPF,
-    ],
+    params: &[THRESHOLD, RATIO, ATTACK, RELEASE, KNEE, MAKEUP, DETECTOR, STEREO_LINK, LOOKAHEAD, SIDECHAIN_HPF],
     band_params: &[],
     meters: &METERS,
 };

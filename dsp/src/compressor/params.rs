@@ -5,6 +5,7 @@ use crate::param::{ParamDescriptor, ParamId, Scale, Smoothing, Unit};
 
 use super::engine::{GAIN_RAMP_MS, MAX_LOOKAHEAD_MS, SWITCH_RAMP_MS};
 
+#[allow(clippy::too_many_arguments)]
 const fn p(
     id: u32,
     key: &'static str,
@@ -15,7 +16,18 @@ const fn p(
     smoothing: Smoothing,
     doc: &'static str,
 ) -> ParamDescriptor {
-    ParamDescriptor { id: ParamId(id), key, name, unit, min: range.0, max: range.1, default: range.2, scale, smoothing, doc }
+    ParamDescriptor {
+        id: ParamId(id),
+        key,
+        name,
+        unit,
+        min: range.0,
+        max: range.1,
+        default: range.2,
+        scale,
+        smoothing,
+        doc,
+    }
 }
 
 pub const THRESHOLD: ParamDescriptor = p(

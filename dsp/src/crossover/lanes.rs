@@ -6,6 +6,9 @@
 //! Difference equations: the biquad of R. Bristow-Johnson's cookbook in transposed direct form II,
 //! `y = b0 x + s1; s1 = b1 x - a1 y + s2; s2 = b2 x - a2 y`.
 
+// Lane loops index several arrays in lockstep; an index reads clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
+
 use crate::biquad::Coeffs;
 
 /// `a * b + c`, fused when `F` (the caller runs with FMA enabled), plain otherwise: `f64::mul_add`

@@ -19,8 +19,8 @@
 //! section); then the low half split at `f0` and the high half at `f2` side by side. The sum is the same
 //! `AP(f0)·AP(f1)·AP(f2)`; band 0 is `LP(f1)²·AP(f2)·LP(f0)²` (an extra low-pass far above its band).
 //!
-//! In the chain, band `j` is compensated by the allpasses of all splits above `j+1` (J. A. D'Appolito, "Testing
-//! Loudspeakers", 1998, on summing LR sections; the same scheme as nih-plug's allpass compensation), so
+//! In the chain, band `j` is compensated by the allpasses of all splits above `j+1` (the standard
+//! allpass compensation of multiway LR crossovers, as in nih-plug's crossover plugin), so
 //! the sum of all bands is `AP(f0)·AP(f1)·…·AP(f_{N-2})`: magnitude exactly 1 for any frequencies, in
 //! any order. All arithmetic is f64 (f32 coefficients limit flatness to ~4e-3 dB, see STACK.md).
 //!
@@ -33,6 +33,9 @@
 //! Speed: two channels run together in four f64 lanes (`[L, R] × [LP, HP]` for a split, two bands'
 //! allpasses at once for the compensation), compiled once for any x86-64 and once for AVX2+FMA,
 //! chosen at run time.
+
+// Lane loops index several arrays in lockstep; an index reads clearer than zipped iterators.
+#![allow(clippy::needless_range_loop)]
 
 pub(crate) mod lanes;
 
@@ -250,8 +253,13 @@ pub(crate) fn tick_avx<const B: usize>(bank: &Bank, st: &mut PairState, x: [f64;
     out
 }
 
-/// True when this CPU runs the AVX2+FMA kernels.
+/// True when this CPU runs the AVX2+FMA kernels. Setting the environment variable
+/// `BALLAST_DSP_PORTABLE` selects the portable kernels instead (to test them on an AVX2 machine); it is
+/// read at construction, never on the RT thread.
 pub(crate) fn have_avx2_fma() -> bool {
+    if std::env::var_os("BALLAST_DSP_PORTABLE").is_some() {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
@@ -275,6 +283,8 @@ pub struct Crossover {
     pub(crate) pairs: Vec<PairState>,
     counter: usize,
     zeros: Vec<f32>,
+    /// One frame of band lanes per sample of a segment.
+    scratch: Vec<[f32; 2 * MAX_BANDS]>,
     fma: bool,
 }
 
@@ -299,6 +309,7 @@ impl Crossover {
             pairs: vec![PairState::default(); channels.div_ceil(2)],
             counter: 0,
             zeros: Vec::new(),
+            scratch: Vec::new(),
             fma: have_avx2_fma(),
         };
         x.update_coeffs();
@@ -320,6 +331,7 @@ impl Crossover {
             g.prepare(sample_rate / COEFF_PERIOD as f64);
         }
         self.zeros = vec![0.0; max_block];
+        self.scratch = vec![[0.0; 2 * MAX_BANDS]; COEFF_PERIOD];
         self.update_coeffs();
         self.reset();
     }
@@ -477,17 +489,17 @@ impl Crossover {
         let c0 = 2 * pair;
         let input = |c: usize| inputs.get(c).map_or(&self.zeros[..n], |s| &s[pos..pos + n]);
         let (x0, x1) = (input(c0), input(c0 + 1));
-        let mut out = [[0.0f64; 2]; MAX_BANDS];
-        let st = &mut self.pairs[pair];
-        for i in 0..n {
-            let b = run_tick(self.bands, self.fma, &self.bank, st, [x0[i] as f64, x1[i] as f64]);
-            out[..self.bands].copy_from_slice(&b[..self.bands]);
-            for (band, v) in out.iter().enumerate().take(self.bands) {
-                for (k, &y) in v.iter().enumerate() {
-                    if let Some(o) = outputs.get_mut(band * self.channels + c0 + k) {
-                        if c0 + k < self.channels {
-                            o[pos + i] = y as f32;
-                        }
+        let scratch = &mut self.scratch[..n];
+        run_segment(self.bands, self.fma, &self.bank, &mut self.pairs[pair], x0, x1, scratch);
+        // Scatter the lanes ([band][channel] per frame) into the caller's band buffers.
+        for band in 0..self.bands {
+            for k in 0..2 {
+                if c0 + k >= self.channels {
+                    continue;
+                }
+                if let Some(o) = outputs.get_mut(band * self.channels + c0 + k) {
+                    for (d, frame) in o[pos..pos + n].iter_mut().zip(scratch.iter()) {
+                        *d = frame[2 * band + k];
                     }
                 }
             }
@@ -495,22 +507,67 @@ impl Crossover {
     }
 }
 
-/// Dispatches one sample to the kernel for `bands` bands; the standalone crossover is not the hot path
-/// (the multiband engine runs its own fused loop), so a per-sample match is fine here.
-#[inline]
-fn run_tick(bands: usize, fma: bool, bank: &Bank, st: &mut PairState, x: [f64; 2]) -> [[f64; 2]; MAX_BANDS + 1] {
+/// The standalone crossover's loop for `B` bands over one segment; writes `[band][channel]` lanes.
+#[inline(always)]
+fn segment_kernel<const B: usize, const F: bool>(
+    bank: &Bank,
+    st: &mut PairState,
+    x0: &[f32],
+    x1: &[f32],
+    out: &mut [[f32; 2 * MAX_BANDS]],
+) {
+    for ((o, &a), &b) in out.iter_mut().zip(x0).zip(x1) {
+        let x = [a as f64, b as f64];
+        #[cfg(target_arch = "x86_64")]
+        let y = if F {
+            // SAFETY: `F` is true only in the instantiation made by `segment_avx`, which runs with AVX2
+            // and FMA enabled after run-time detection.
+            unsafe { tick_avx::<B>(bank, st, x) }
+        } else {
+            tick::<B, false>(bank, st, x)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let y = tick::<B, false>(bank, st, x);
+        for band in 0..B {
+            o[2 * band] = y[band][0] as f32;
+            o[2 * band + 1] = y[band][1] as f32;
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn segment_avx<const B: usize>(
+    bank: &Bank,
+    st: &mut PairState,
+    x0: &[f32],
+    x1: &[f32],
+    out: &mut [[f32; 2 * MAX_BANDS]],
+) {
+    segment_kernel::<B, true>(bank, st, x0, x1, out)
+}
+
+fn run_segment(
+    bands: usize,
+    fma: bool,
+    bank: &Bank,
+    st: &mut PairState,
+    x0: &[f32],
+    x1: &[f32],
+    out: &mut [[f32; 2 * MAX_BANDS]],
+) {
     macro_rules! go {
         ($b:literal) => {
             if fma {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `fma` is true only when the CPU reported AVX2 and FMA (`have_avx2_fma`).
                 unsafe {
-                    tick_avx_outlined::<$b>(bank, st, x)
+                    segment_avx::<$b>(bank, st, x0, x1, out)
                 }
                 #[cfg(not(target_arch = "x86_64"))]
-                tick::<$b, false>(bank, st, x)
+                segment_kernel::<$b, false>(bank, st, x0, x1, out)
             } else {
-                tick::<$b, false>(bank, st, x)
+                segment_kernel::<$b, false>(bank, st, x0, x1, out)
             }
         };
     }
@@ -521,12 +578,6 @@ fn run_tick(bands: usize, fma: bool, bank: &Bank, st: &mut PairState, x: [f64; 2
         5 => go!(5),
         _ => go!(6),
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tick_avx_outlined<const B: usize>(bank: &Bank, st: &mut PairState, x: [f64; 2]) -> [[f64; 2]; MAX_BANDS + 1] {
-    tick_avx::<B>(bank, st, x)
 }
 
 #[cfg(test)]
