@@ -298,6 +298,7 @@ fn tone_level_matches_parameter() {
             let x = render(&mut t, 48_480);
             let got = db(rms(&x[480..]));
             let want = level as f64 + db(bandlimited_rms(wave, 480.0, SR));
+            eprintln!("tone {wave:?} {level} dB: rms {got:.4} dB, model {want:.4} dB");
             // Aliases add < 0.005 dB; f32 output and the RMS over 480 whole cycles add < 0.001 dB.
             assert!((got - want).abs() < 0.02, "{wave:?} {level} dB: rms {got:.4} dB, ideal {want:.4} dB");
         }
@@ -399,6 +400,7 @@ fn level_change_does_not_zipper() {
     t.set_param(TONE_LEVEL, 0.0).unwrap();
     let x = render(&mut t, 4800);
     let max_step = x.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0f32, f32::max);
+    eprintln!("level change: max step {max_step}");
     // A full-scale 100 Hz sine moves at most 2π·100/48000 = 0.0131 per sample; the 20 ms gain ramp
     // adds at most 1/960 per sample. An unsmoothed 40 dB jump would step by up to 0.99.
     assert!(max_step < 0.0131 + 0.0011, "{max_step}");
@@ -414,6 +416,7 @@ fn waveform_change_crossfades() {
     t.set_param(TONE_WAVE, Waveform::Triangle.index()).unwrap();
     let x = render(&mut t, 2400);
     let max_step = x.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0f32, f32::max);
+    eprintln!("waveform change: max step {max_step}");
     // Sine and triangle at 100 Hz both move < 0.0131 per sample; the 5 ms (240-sample) crossfade adds at
     // most |sine − triangle| / 240 ≤ 2 / 240 = 0.0083.
     assert!(max_step < 0.0131 + 0.0084, "{max_step}");
@@ -429,6 +432,7 @@ fn pulse_width_sets_duty_cycle() {
     let mean = x.iter().map(|&v| v as f64).sum::<f64>() / x.len() as f64;
     assert!(mean.abs() < 1e-4, "{mean}");
     let high = x.iter().filter(|&&v| v > 0.5).count() as f64 / x.len() as f64;
+    eprintln!("pulse width 25 %: mean {mean:e}, high fraction {high}");
     // 25 samples of 100 per cycle are high, the edge samples straddle the threshold: ±1 sample per cycle.
     assert!((high - 0.25).abs() < 0.011, "{high}");
 }
@@ -512,6 +516,7 @@ fn white_noise_is_flat_and_at_level() {
     let psd = welch_psd(&x, nfft);
     let bands = octave_bands(&psd, nfft, SR, 50.0, 12_800.0);
     let slope = slope_db_per_octave(&bands);
+    eprintln!("white: slope {slope:.4} dB/octave, bands {bands:.2?}, rms {:.4} dB", db(rms(&x)));
     // Flat: zero slope, every octave band within ±0.5 dB of the mean (statistical error ~0.1 dB in
     // the lowest band of 9 bins × 400 periodograms).
     assert!(slope.abs() < 0.1, "slope {slope}");
