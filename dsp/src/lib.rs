@@ -22,6 +22,7 @@ pub mod loudness_control;
 pub mod multiband;
 pub mod param;
 pub mod processor;
+pub mod registry;
 pub mod smoother;
 pub mod true_peak;
 

@@ -195,6 +195,41 @@ impl PowerRing {
     }
 }
 
+impl PowerRing {
+    /// Mean power over the last `n` sub-blocks actually pushed (fewer while the ring fills); 0 when empty.
+    pub fn mean_recent(&self, n: usize) -> f64 {
+        let n = (n.clamp(1, RING) as u64).min(self.filled) as usize;
+        if n == 0 {
+            0.0
+        } else {
+            self.mean(n)
+        }
+    }
+
+    /// BS.1770-style relatively gated mean over the last `n` pushed entries (fewer while filling):
+    /// the mean of the entries not more than `-rel_lu` LU below the plain mean. 0 when empty.
+    pub fn gated_mean_recent(&self, n: usize, rel_lu: f64) -> f64 {
+        let n = (n.clamp(1, RING) as u64).min(self.filled) as usize;
+        if n == 0 {
+            return 0.0;
+        }
+        let threshold = self.mean(n) * 10f64.powf(rel_lu / 10.0);
+        let (mut sum, mut count) = (0.0, 0usize);
+        for k in 1..=n {
+            let p = self.buf[(self.next + RING - k) % RING];
+            if p >= threshold {
+                sum += p;
+                count += 1;
+            }
+        }
+        if count == 0 {
+            0.0
+        } else {
+            sum / count as f64
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,5 +271,13 @@ mod tests {
         }
         assert_eq!(r.mean(4), (301.0 + 302.0 + 303.0 + 304.0) / 4.0);
         assert_eq!(r.mean(RING), (5..305).sum::<i32>() as f64 / 300.0);
+        let mut q = PowerRing::new();
+        assert_eq!(q.mean_recent(30), 0.0);
+        q.push(1.0);
+        q.push(3.0);
+        assert_eq!(q.mean_recent(30), 2.0);
+        q.push(0.001);
+        // Mean 1.3337; the -10 LU gate (0.13337) drops 0.001.
+        assert_eq!(q.gated_mean_recent(30, -10.0), 2.0);
     }
 }

@@ -51,7 +51,11 @@ pub fn assert_block_size_invariant(
     let reference = {
         let mut n = make();
         n.prepare(sample_rate, max_block);
-        if input.is_empty() { run_generator(n.as_mut(), frames, 1) } else { run_blocks(n.as_mut(), input, 1) }
+        if input.is_empty() {
+            run_generator(n.as_mut(), frames, 1)
+        } else {
+            run_blocks(n.as_mut(), input, 1)
+        }
     };
     for block in [7usize, 64, 256, max_block] {
         let block = block.min(max_block);
