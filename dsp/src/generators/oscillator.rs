@@ -131,7 +131,8 @@ impl BlepOscillator {
     /// The phase in cycles, `[0, 1)`.
     #[inline]
     pub fn phase(&self) -> f64 {
-        (self.phase >> 11) as f64 * (PHASE_UNIT * 2048.0)
+        // Through i64: 53 bits fit, and the signed conversion is one instruction on x86-64.
+        ((self.phase >> 11) as i64) as f64 * (PHASE_UNIT * 2048.0)
     }
 
     /// Sets the phase (in cycles; the fractional part is used, non-finite values give 0).
