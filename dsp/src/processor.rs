@@ -66,6 +66,7 @@ pub trait Processor: Send {
 /// True when every sample is finite. Branch-free over lanes so it vectorises (`x - x` is 0 for finite
 /// values and NaN for NaN and ±inf).
 #[inline]
+#[allow(clippy::eq_op)] // `x - x` is the point: it is 0 exactly when `x` is finite.
 pub fn all_finite(buf: &[f32]) -> bool {
     let mut acc = [0.0f32; 8];
     let chunks = buf.chunks_exact(8);

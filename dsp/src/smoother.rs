@@ -85,6 +85,8 @@ impl Smoother {
     }
 
     /// Advances one sample and returns the new value.
+    // Not `Iterator`: a smoother never ends, and `next` matches the smoother APIs audio developers know.
+    #[allow(clippy::should_implement_trait)]
     #[inline]
     pub fn next(&mut self) -> f32 {
         if self.steps_left > 0 {

@@ -20,6 +20,18 @@ pub fn factor_for(sample_rate: f64) -> usize {
     }
 }
 
+/// Tap `j` of the Hann-windowed sinc interpolator of `12 factor + 1` taps for oversampling by `factor`.
+/// Shared by every detector of this family (the limiter's finer grid too), so all compute the same f32
+/// coefficients.
+pub fn interpolator_tap(factor: usize, j: usize) -> f32 {
+    let taps = 12 * factor + 1;
+    let m = j as f64 - (taps - 1) as f64 / 2.0;
+    let x = m * std::f64::consts::PI / factor as f64;
+    let sinc = if m.abs() < 1e-9 { 1.0 } else { x.sin() / x };
+    let window = 0.5 * (1.0 - (2.0 * std::f64::consts::PI * j as f64 / (taps - 1) as f64).cos());
+    (sinc * window) as f32
+}
+
 /// Coefficients laid out tap-major, phase-minor, so one tap updates all phases at once (SIMD lanes).
 #[derive(Clone, Copy, Debug)]
 pub struct Interpolator {
@@ -30,14 +42,9 @@ pub struct Interpolator {
 impl Interpolator {
     pub fn new(sample_rate: f64) -> Self {
         let factor = factor_for(sample_rate);
-        let taps = 12 * factor + 1;
         let mut h = [[0.0f32; MAX_FACTOR]; TAPS];
-        for j in 0..taps {
-            let m = j as f64 - (taps - 1) as f64 / 2.0;
-            let x = m * std::f64::consts::PI / factor as f64;
-            let sinc = if m.abs() < 1e-9 { 1.0 } else { x.sin() / x };
-            let window = 0.5 * (1.0 - (2.0 * std::f64::consts::PI * j as f64 / (taps - 1) as f64).cos());
-            h[j / factor][j % factor] = (sinc * window) as f32;
+        for j in 0..12 * factor + 1 {
+            h[j / factor][j % factor] = interpolator_tap(factor, j);
         }
         Self { h, factor }
     }

@@ -23,7 +23,8 @@ use std::f64::consts::PI;
 /// far below anything audible or measurable by a meter (which rounds to 0.1 dB).
 const TP_TOLERANCE_DB: f32 = 0.001;
 
-const RATES: [f64; 3] = [44_100.0, 48_000.0, 96_000.0];
+/// Every rate the engine supports, from 8 kHz to 192 kHz.
+const RATES: [f64; 5] = [8_000.0, 44_100.0, 48_000.0, 96_000.0, 192_000.0];
 
 /// Largest BS.1770 4× true peak over all channels, in linear units.
 fn true_peak_4x(chs: &[Vec<f32>], sample_rate: f64) -> f32 {
@@ -109,58 +110,128 @@ fn square(freq: f64, amp: f64, sample_rate: f64, frames: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Worst-case signals for a true-peak limiter, each (name, stereo signal).
-fn worst_cases(sr: f64) -> Vec<(String, Vec<Vec<f32>>)> {
+/// A square wave built from its odd harmonics below `f_max` (band-limited, with Gibbs overshoot),
+/// scaled to a peak of `amp`.
+fn band_limited_square(freq: f64, f_max: f64, amp: f64, sample_rate: f64, frames: usize) -> Vec<f32> {
+    let harmonics: Vec<f64> = (0..).map(|k| (2 * k + 1) as f64).take_while(|&h| h * freq < f_max).collect();
+    let raw: Vec<f64> = (0..frames)
+        .map(|n| {
+            let t = n as f64 / sample_rate;
+            harmonics.iter().map(|&h| (2.0 * PI * h * freq * t).sin() / h).sum::<f64>()
+        })
+        .collect();
+    let peak = raw.iter().fold(0.0f64, |m, &x| m.max(x.abs()));
+    raw.iter().map(|&x| (amp * x / peak) as f32).collect()
+}
+
+/// White noise low-passed at `cutoff` (8th-order Butterworth as four RBJ biquads), RMS about `amp`/2.
+fn lowpassed_noise(seed: u64, cutoff: f64, amp: f64, sample_rate: f64, frames: usize) -> Vec<f32> {
+    use ballast_dsp::biquad::{Biquad, Coeffs};
+    // Q of the four sections of an 8th-order Butterworth: 1 / (2 cos(θ)), θ = π(2k+1)/16.
+    let mut f: Vec<Biquad> = (0..4)
+        .map(|k| {
+            let q = 1.0 / (2.0 * (PI * (2 * k + 1) as f64 / 16.0).cos());
+            Biquad::new(Coeffs::lowpass(cutoff, q, sample_rate))
+        })
+        .collect();
+    signals::noise(seed, 1.0, frames)
+        .iter()
+        .map(|&x| (amp * f.iter_mut().fold(x as f64, |x, b| b.process(x))) as f32)
+        .collect()
+}
+
+/// Worst-case signals for a true-peak limiter: (name, stereo signal, band-limited below 0.35 fs).
+fn worst_cases(sr: f64) -> Vec<(String, Vec<Vec<f32>>, bool)> {
     let n = (sr * 0.5) as usize;
-    let mut v: Vec<(String, Vec<Vec<f32>>)> = Vec::new();
-    // +100 dB steps: a -40 dBFS sine jumping to +60 dBFS, and DC from silence to +100 dBFS.
-    let mut step = signals::sine(997.0, 0.01, sr, n);
+    let mut v: Vec<(String, Vec<Vec<f32>>, bool)> = Vec::new();
+    // +100 dB steps: a -40 dBFS sine jumping to +60 dBFS, and DC from silence to +100 dBFS. The jumps
+    // themselves are broadband, but tiny next to what follows.
+    let mut step = signals::sine(sr / 48.0, 0.01, sr, n);
     for x in &mut step[n / 2..] {
         *x *= 1e5;
     }
-    v.push(("sine +100 dB step".into(), stereo(step)));
+    v.push(("sine +100 dB step".into(), stereo(step), true));
     let dc: Vec<f32> = (0..n).map(|i| if i < n / 2 { 0.0 } else { 1e5 }).collect();
-    v.push(("DC step to +100 dBFS".into(), stereo(dc)));
+    v.push(("DC step to +100 dBFS".into(), stereo(dc), true));
     // Step from a signal already at the ceiling to +100 dB (the ramp starts on a full-level signal).
     let mut hf = signals::sine_phase(sr / 4.0, 0.89, PI / 4.0, sr, n);
     for x in &mut hf[n / 2..] {
         *x *= 1e5;
     }
-    v.push(("fs/4 at ceiling, +100 dB step".into(), stereo(hf)));
-    // Full-scale square waves; those near fs/4 and fs/3 have the largest inter-sample overshoot.
+    v.push(("fs/4 at ceiling, +100 dB step".into(), stereo(hf), true));
+    // Full-scale naive square waves (every harmonic, aliased up to Nyquist); those near fs/4 and fs/3
+    // have the largest inter-sample overshoot.
     for f in [50.0, 441.0, 997.0, 3000.0, sr / 12.0, sr / 6.0, sr / 4.0, sr / 3.0, 0.45 * sr, 7001.0] {
-        v.push((format!("square {f:.0} Hz"), stereo(square(f, 1.0, sr, n))));
+        v.push((format!("square {f:.0} Hz"), stereo(square(f, 1.0, sr, n)), false));
+    }
+    // Band-limited squares driven 6 dB over full scale (Gibbs overshoot, harmonics below 0.35 fs).
+    for f in [sr / 480.0, sr / 48.0, sr / 13.0] {
+        v.push((format!("BL square {f:.0} Hz +6 dB"), stereo(band_limited_square(f, 0.35 * sr, 2.0, sr, n)), true));
     }
     // fs/4 sine at 45 degrees: 0 dBFS sample peak, +3.01 dBTP.
-    v.push(("fs/4 sine 45 deg 0 dBFS".into(), stereo(signals::sine_phase(sr / 4.0, 2f64.sqrt(), PI / 4.0, sr, n))));
-    // After EBU Tech 3341 cases 15-19 (true-peak meter checks): sines at fs/4 with phases 0/45/60 deg
-    // and fs/6, fs/8 near full scale, here driven 6 dB over full scale.
-    for (f, ph) in [(sr / 4.0, 0.0), (sr / 4.0, PI / 3.0), (sr / 6.0, PI / 6.0), (sr / 8.0, PI / 8.0)] {
-        v.push((
-            format!("sine {f:.0} Hz {:.0} deg +6 dB", ph.to_degrees()),
-            stereo(signals::sine_phase(f, 2.0, ph, sr, n)),
-        ));
+    v.push((
+        "fs/4 sine 45 deg 0 dBFS".into(),
+        stereo(signals::sine_phase(sr / 4.0, 2f64.sqrt(), PI / 4.0, sr, n)),
+        true,
+    ));
+    // EBU Tech 3341 true-peak cases 15-19 (sines whose samples miss the crest by a known angle:
+    // fs/4 at 0 and 45 degrees, fs/6 at 60, fs/8 at 67.5; nominally -6 dBTP, case 19 +3 dBTP), here
+    // all with a +6 dBTP crest, i.e. 7 dB over the ceiling.
+    for (case, frac, ph_deg) in
+        [(15, 0.25, 0.0), (16, 0.25, 45.0), (17, 1.0 / 6.0, 60.0), (18, 0.125, 67.5), (19, 0.25, 45.0)]
+    {
+        let ph = f64::to_radians(ph_deg);
+        let name = format!("3341 case {case} at +6 dBTP");
+        v.push((name, stereo(signals::sine_phase(frac * sr, 2.0, ph, sr, n)), true));
     }
-    // Loud noise: uniform white noise at +20 dBFS, decorrelated channels.
-    v.push(("white noise +20 dBFS".into(), vec![signals::noise(1, 10.0, n), signals::noise(2, 10.0, n)]));
+    // Loud noise: uniform white noise at +20 dBFS, decorrelated channels; and noise low-passed at
+    // 0.3 fs at about the same level.
+    v.push(("white noise +20 dBFS".into(), vec![signals::noise(1, 10.0, n), signals::noise(2, 10.0, n)], false));
+    let lp = vec![lowpassed_noise(1, 0.3 * sr, 20.0, sr, n), lowpassed_noise(2, 0.3 * sr, 20.0, sr, n)];
+    v.push(("noise < 0.3 fs +20 dB".into(), lp, true));
     // Nyquist-rate alternation with random sign flips: maximal inter-sample overshoot patterns.
     let mut r = Rng::new(9);
     let alt: Vec<f32> =
         (0..n).map(|i| if (i / 2 + (r.next_u64() % 3 == 0) as usize) % 2 == 0 { 3.0 } else { -3.0 }).collect();
-    v.push(("random +-3 pairs".into(), stereo(alt)));
+    v.push(("random +-3 pairs".into(), stereo(alt), false));
     v
 }
 
+/// The 16x check's tolerance for band-limited signals: the limiter's detector is flat within
+/// ±0.04 dB up to 0.35 fs on a 16x grid (≤ 0.02 dB between points there), both inside the 0.05 dB
+/// margin; 0.01 dB more covers the reference interpolator's own ripple and grid.
+const TP16_TOLERANCE_DB: f32 = 0.01;
+
 #[test]
 fn worst_cases_never_exceed_the_ceiling() {
-    let mut worst16 = f32::NEG_INFINITY;
+    let mut worst_bl = f32::NEG_INFINITY;
+    let mut worst_full = f32::NEG_INFINITY;
     for sr in RATES {
-        for (name, sig) in worst_cases(sr) {
+        for (name, sig, band_limited) in worst_cases(sr) {
             let (_, tp16) = check(&name, &sig, sr, -1.0, 0.0);
-            worst16 = worst16.max(tp16 + 1.0);
+            if band_limited {
+                assert!(tp16 <= -1.0 + TP16_TOLERANCE_DB, "{name} @ {sr}: 16x true peak {tp16} dBTP");
+                worst_bl = worst_bl.max(tp16 + 1.0);
+            } else {
+                worst_full = worst_full.max(tp16 + 1.0);
+            }
         }
     }
-    eprintln!("worst 16x excess over the ceiling: {worst16:+.4} dB");
+    // Full-band signals (energy up to Nyquist) are bounded in BS.1770 terms only: the BS.1770
+    // interpolator (and so every compliant meter) reads a component at 0.45 fs 2.2 dB low.
+    eprintln!("worst 16x excess: band-limited {worst_bl:+.4} dB, full-band {worst_full:+.4} dB");
+}
+
+#[test]
+fn other_ceilings_and_drives() {
+    for (ceiling, drive) in [(0.0f32, 0.0f32), (-20.0, 36.0), (-6.0, 12.0)] {
+        for sr in [44_100.0, 96_000.0] {
+            let sig = stereo(band_limited_square(sr / 100.0, 0.35 * sr, 1.0, sr, (sr * 0.3) as usize));
+            check(&format!("BL square, ceiling {ceiling}, drive {drive}"), &sig, sr, ceiling, drive);
+            let noise = vec![signals::noise(11, 1.0, 20_000), signals::noise(12, 1.0, 20_000)];
+            check(&format!("noise, ceiling {ceiling}, drive {drive}"), &noise, sr, ceiling, drive);
+        }
+    }
 }
 
 /// One segment of a randomised hostile signal.
@@ -206,8 +277,9 @@ fn random_segment(r: &mut Rng, sr: f64, out: &mut [Vec<f32>]) {
     }
 }
 
-/// Randomised signals (levels up to +100 dBFS, every kind of waveform, abrupt joins), random block
-/// sizes and, when `change_params`, random parameter changes while running.
+/// Randomised signals (levels up to +100 dBFS, every kind of waveform, abrupt joins), a random
+/// lookahead, random block sizes and, when `change_params`, random ceiling, drive and release changes
+/// while running. Returns the largest excess of the output's BS.1770 true peak over the ceiling (dB).
 fn fuzz(seed: u64, sr: f64, seconds: f64, change_params: bool) -> f32 {
     let mut r = Rng::new(seed);
     let frames = (sr * seconds) as usize;
@@ -226,6 +298,7 @@ fn fuzz(seed: u64, sr: f64, seconds: f64, change_params: bool) -> f32 {
     let mut l = Limiter::new(2);
     let mut ceiling = -(r.range(0.0, 20.0) as f32);
     l.set_param(CEILING_DBTP, ceiling).unwrap();
+    l.set_param(LOOKAHEAD_MS, r.range(0.5, 5.0) as f32).unwrap();
     l.prepare(sr, max_block);
     let latency = l.latency_samples();
     let mut out = vec![vec![0.0f32; frames]; 2];
@@ -269,7 +342,8 @@ fn fuzz(seed: u64, sr: f64, seconds: f64, change_params: bool) -> f32 {
 
 #[test]
 fn fuzz_never_exceeds_the_ceiling() {
-    for (seed, sr) in [(1u64, 48_000.0), (2, 44_100.0), (3, 96_000.0), (4, 48_000.0)] {
+    let cases = [(1u64, 48_000.0), (2, 44_100.0), (3, 96_000.0), (4, 48_000.0), (5, 8_000.0), (6, 192_000.0)];
+    for (seed, sr) in cases.into_iter().chain((10..22).map(|s| (s, RATES[s as usize % RATES.len()]))) {
         let excess = fuzz(seed, sr, 4.0, false);
         eprintln!("fuzz seed {seed} @ {sr} Hz, fixed params: worst excess {excess:+.5} dB");
         assert!(excess <= TP_TOLERANCE_DB, "seed {seed}: {excess} dB over the ceiling");
@@ -290,7 +364,7 @@ fn music(track: &str, sample_rate: f64, seconds: f64) -> Vec<Vec<f32>> {
         .expect("ffmpeg runs");
     assert!(out.status.success() && !out.stdout.is_empty(), "decoding {path} failed");
     let samples: Vec<f32> = out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let mut chs = vec![Vec::with_capacity(samples.len() / 2); 2];
+    let mut chs: Vec<Vec<f32>> = (0..2).map(|_| Vec::with_capacity(samples.len() / 2)).collect();
     for fr in samples.chunks_exact(2) {
         chs[0].push(fr[0]);
         chs[1].push(fr[1]);
@@ -303,10 +377,10 @@ fn program_material_pushed_20_db_never_exceeds_the_ceiling() {
     for sr in RATES {
         let m = music("battle-epic.ogg", sr, 20.0);
         let (tp4, tp16) = check("battle-epic +20 dB", &m, sr, -1.0, 20.0);
-        // Music is band-limited well inside the BS.1770 filter's flat passband (±0.04 dB to 0.35 fs), so
-        // the near-ideal 16x reconstruction agrees with the 4x reading within that flatness plus the 4x
-        // grid error for the little energy above it: 0.1 dB.
-        assert!(tp16 <= -1.0 + 0.1, "16x {tp16} (4x {tp4})");
+        // Music is band-limited almost entirely inside the detector's flat passband (±0.04 dB to
+        // 0.35 fs; at 8 kHz the decoder's anti-alias filter ends at 0.45 fs), so the near-ideal 16x
+        // reconstruction stays under the ceiling too.
+        assert!(tp16 <= -1.0 + TP16_TOLERANCE_DB, "16x {tp16} (4x {tp4})");
     }
 }
 
@@ -334,7 +408,7 @@ fn signals_below_the_ceiling_pass_bit_exactly_after_the_latency() {
                 }
                 assert!(out[ch][..d].iter().all(|&y| y == 0.0));
             }
-            assert_eq!(l.meter(METER_GAIN_REDUCTION, 0), 0.0);
+            assert_eq!(l.meter(METER_GAIN_REDUCTION, 0).to_bits(), 0.0f32.to_bits(), "+0 dB, not -0");
         }
     }
 }
@@ -447,13 +521,14 @@ fn modulation_2_10_hz(trace: &[f32]) -> f64 {
 
 #[test]
 fn program_dependent_release_pumps_less_on_music() {
-    // Criterion: the 2–10 Hz modulation of the gain reduction (RMS of the band-passed GR in dB, 1 kHz
-    // trace) on real music pushed +12 dB, against naive single-time-constant releases of 10 ms (the
-    // fast stage), 20 ms and 200 ms (the slow stage). Pass: the program-dependent release modulates
-    // less than every naive one, and its average gain reduction is at least 0.3 dB below the naive
-    // slow release's (it does not buy smoothness by holding the programme down).
+    // Criterion: pumping = the 2–10 Hz modulation of the gain reduction (RMS of the band-passed GR in
+    // dB, 1 kHz trace) on real music pushed +12 dB. A release buys smoothness by holding the programme
+    // down (more average gain reduction = less loudness), so the comparison is made at equal cost: the
+    // naive single-time-constant release is run at 10, 20, 50, 100 and 200 ms, its modulation is
+    // interpolated (linearly in mean GR) at the program-dependent release's mean GR, and the
+    // program-dependent release (200 ms) must modulate at least 5 % less. Also its mean GR must be at
+    // least 0.3 dB below the naive release at the same 200 ms (it does not hold transients down).
     let sr = 48_000.0;
-    let mut results = Vec::new();
     for track in ["battle-epic.ogg", "northerners.ogg", "knolls.ogg"] {
         let m = music(track, sr, 40.0);
         let run = |mode: ReleaseMode, release: f32| {
@@ -463,22 +538,26 @@ fn program_dependent_release_pumps_less_on_music() {
             l.prepare(sr, 512);
             let tr = gr_trace(&mut l, &m, sr);
             let mean = tr[2000..].iter().map(|&g| g as f64).sum::<f64>() / (tr.len() - 2000) as f64;
-            (modulation_2_10_hz(&tr), mean)
+            (mean, modulation_2_10_hz(&tr))
         };
-        let (mod_pd, gr_pd) = run(ReleaseMode::ProgramDependent, 200.0);
-        let (mod_10, gr_10) = run(ReleaseMode::Single, 10.0);
-        let (mod_20, gr_20) = run(ReleaseMode::Single, 20.0);
-        let (mod_slow, gr_slow) = run(ReleaseMode::Single, 200.0);
+        let (gr_pd, mod_pd) = run(ReleaseMode::ProgramDependent, 200.0);
+        let naive: Vec<(f64, f64)> =
+            [10.0, 20.0, 50.0, 100.0, 200.0].iter().map(|&r| run(ReleaseMode::Single, r)).collect();
+        // Naive modulation at the program-dependent mean GR (naive mean GR rises with release time).
+        let at = naive
+            .windows(2)
+            .find(|w| w[0].0 <= gr_pd && gr_pd <= w[1].0)
+            .map(|w| w[0].1 + (w[1].1 - w[0].1) * (gr_pd - w[0].0) / (w[1].0 - w[0].0))
+            .expect("program-dependent mean GR lies within the naive sweep");
+        let sweep: Vec<String> = naive.iter().map(|(g, m)| format!("{g:.2}/{m:.3}")).collect();
         eprintln!(
-            "{track}: 2-10 Hz GR modulation / mean GR: program-dependent {mod_pd:.3} / {gr_pd:.2} dB, \
-             single 10 ms {mod_10:.3} / {gr_10:.2} dB, single 20 ms {mod_20:.3} / {gr_20:.2} dB, \
-             single 200 ms {mod_slow:.3} / {gr_slow:.2} dB"
+            "{track}: program-dependent mean GR {gr_pd:.2} dB, 2-10 Hz modulation {mod_pd:.3} dB; naive at the \
+             same mean GR {at:.3} dB ({:.0} % more); naive sweep 10/20/50/100/200 ms (GR/mod): {}",
+            100.0 * (at / mod_pd - 1.0),
+            sweep.join(", ")
         );
-        results.push((mod_pd, mod_10.min(mod_20).min(mod_slow), gr_pd, gr_slow));
-    }
-    for (mod_pd, mod_naive, gr_pd, gr_slow) in results {
-        assert!(mod_pd < mod_naive, "modulation {mod_pd} vs best naive {mod_naive}");
-        assert!(gr_pd < gr_slow - 0.3, "mean GR {gr_pd} vs naive slow {gr_slow}");
+        assert!(mod_pd < 0.95 * at, "{track}: modulation {mod_pd} vs naive {at} at equal mean GR");
+        assert!(gr_pd < naive[4].0 - 0.3, "{track}: mean GR {gr_pd} vs naive 200 ms {}", naive[4].0);
     }
 }
 
@@ -530,6 +609,15 @@ fn block_size_invariant_and_reset_deterministic() {
     };
     common::assert_block_size_invariant(make, sr, 512, &input);
 
+    // A block longer than prepared is processed in prepared-size pieces, with the same output.
+    let mut small = make();
+    small.prepare(sr, 64);
+    let long = common::run_blocks(small.as_mut(), &input, 1000);
+    let mut reference = make();
+    reference.prepare(sr, 64);
+    let short = common::run_blocks(reference.as_mut(), &input, 64);
+    assert!(long.iter().flatten().zip(short.iter().flatten()).all(|(a, b)| a.to_bits() == b.to_bits()));
+
     let mut l = make();
     l.prepare(sr, 512);
     let first = common::run_blocks(l.as_mut(), &input, 100);
@@ -553,4 +641,51 @@ fn meters_report_gain_reduction_and_output_true_peak() {
     let measured = gain_to_db(true_peak_4x(&[out[0][40_000..].to_vec()], sr));
     assert!(tp <= -3.0 && (tp - measured).abs() < 0.01, "meter {tp}, measured {measured}");
     assert!(l.meter(7, 0).is_nan());
+}
+
+/// The case the bound's argument singles out: an attack ramp that starts while the signal already
+/// sits at the ceiling with heavy inter-sample overshoot (random signs, fs/4 squares, sines), then a
+/// jump of 3–100 dB into another hostile pattern, at random alignments, rates and release times.
+/// Reports the largest excess over the margin-reduced target (the gain-slope term of the bound; it
+/// must stay well inside `MARGIN_DB`) and asserts the ceiling.
+#[test]
+fn adversarial_ramp_starts() {
+    let mut r = Rng::new(77);
+    let mut worst = f32::NEG_INFINITY;
+    for trial in 0..2000 {
+        let sr = [44_100.0, 48_000.0, 8_000.0, 96_000.0, 192_000.0][trial % 5];
+        let n = 1500;
+        let kind_a = r.next_u64() % 3;
+        let kind_b = r.next_u64() % 5;
+        let f_a = r.range(0.05, 0.5) * sr;
+        let f_b = r.range(0.0, 0.5) * sr;
+        let ph = r.range(0.0, 2.0 * PI);
+        let lvl_a = db_to_gain(r.range(-4.0, 1.0) as f32) as f64;
+        let lvl_b = lvl_a * db_to_gain(r.range(3.0, 100.0) as f32) as f64;
+        let at = 600 + (r.next_u64() % 200) as usize;
+        let mut rc = Rng::new(r.next_u64());
+        let mut pattern = |kind: u64, f: f64, i: usize| -> f64 {
+            match kind {
+                0 => (2.0 * PI * f * i as f64 / sr + ph).sin(),
+                1 => (rc.next_u64() % 2) as f64 * 2.0 - 1.0,
+                2 => ((i / 2) % 2) as f64 * 2.0 - 1.0,
+                3 => (i % 2) as f64 * 2.0 - 1.0,
+                _ => rc.bipolar(),
+            }
+        };
+        let mut x: Vec<f32> = (0..n)
+            .map(|i| (if i < at { lvl_a * pattern(kind_a, f_a, i) } else { lvl_b * pattern(kind_b, f_b, i) }) as f32)
+            .collect();
+        x.extend(std::iter::repeat_n(0.0, 400));
+        let mut l = Limiter::new(1);
+        l.set_param(RELEASE_MS, r.range(10.0, 300.0) as f32).unwrap();
+        l.prepare(sr, 256);
+        let out = common::run_blocks(&mut l, &[x], 256);
+        let tp = gain_to_db(true_peak_4x(&out, sr));
+        assert!(tp <= -1.0 + TP_TOLERANCE_DB, "trial {trial}: {tp} dBTP");
+        worst = worst.max(tp + 1.0 + MARGIN_DB);
+    }
+    eprintln!("adversarial ramp starts: largest excess over the target (ceiling - margin): {worst:+.5} dB");
+    // The gain-slope term measured so far is about 0.012 dB; keep it well inside the margin.
+    assert!(worst < 0.5 * MARGIN_DB, "{worst} dB");
 }
