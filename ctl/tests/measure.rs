@@ -179,7 +179,8 @@ fn reads_every_format_rate_and_channel_count() {
         assert!((mm.unwrap() - want).abs() < 0.1, "max momentary {mm:?}");
         // 1.5 s is shorter than the 3 s short-term window: its reading is the sine's power over 3 s
         // with the rest silent, 10·log10(1.5/3) = −3.01 LU below.
-        let _ = ms.unwrap();
+        let ms = ms.unwrap();
+        assert!((ms - (want - 3.0103)).abs() < 0.1, "max short-term {ms}, want {}", want - 3.0103);
         assert!(lra.unwrap().abs() < 0.1, "lra {lra:?}");
         // Peaks: −23 dBFS. Sample peak: 1 kHz puts a sample on the crest at 8/48/96/192 kHz and within
         // 4.1° of it at 44.1 kHz (−0.011 dB). True peak: the interpolated crest, within 0.1 dB.

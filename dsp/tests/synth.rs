@@ -144,6 +144,7 @@ fn adsr_stages_match_parameters() {
     let seg = &audio[t_on + a + d..t_on + a + d + 3600];
     let rms = (seg.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / seg.len() as f64).sqrt();
     let want = sus as f64 * 10f64.powf(-6.0 / 20.0) / 2f64.sqrt();
+    eprintln!("sustain rms {rms} vs {want}: {:.5} dB", 20.0 * (rms / want).log10());
     assert!((20.0 * (rms / want).log10()).abs() < 0.01, "sustain rms {rms} vs {want}");
 }
 
@@ -210,6 +211,7 @@ fn steal_and_retrigger_are_continuous() {
     // (< 1e-5). A voice restarted from zero phase and zero level would step by |x[at−1]| > 0.3.
     let bound = (2.0 * PI * note_hz(52) / SR) as f32 + 1.0 / 240.0 + 1e-4;
     let step = max_step(&x[at - 100..at + 2000]);
+    eprintln!("steal/retrigger: max step {step} (bound {bound}), value before steal {}", x[at - 1]);
     assert!(step <= bound, "max step {step} > {bound}");
     // Same bound on the whole run (note-ons from silence included).
     assert!(max_step(&x) <= bound, "{}", max_step(&x));
@@ -235,6 +237,7 @@ fn voices_add_up() {
         }
     }
     let err = sum.iter().zip(&parts).map(|(&a, &b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+    eprintln!("polyphony: max deviation from the sum of single voices {err:e}");
     // Same voices, same arithmetic; only the order of f32 additions differs: a few ulps of values ≤ 2.4.
     assert!(err < 1e-6, "max deviation from the sum of single voices: {err}");
     let peak = sum.iter().fold(0.0f32, |m, v| m.max(v.abs()));

@@ -2,7 +2,7 @@
 //!
 //! | kind | node | what |
 //! |---|---|---|
-//! | `tone` | [`Tone`] | band-limited sine / saw / square / triangle (PolyBLEP, PolyBLAMP) |
+//! | `tone` | [`Tone`] | band-limited sine / saw / square / triangle (PolyBLEP, PolyBLAMP at 2 fs, decimated) |
 //! | `noise` | [`Noise`] | seeded white or pink noise (Kellet's refined pinking filter) |
 //! | `sweep` | [`Sweep`] | exponential sine sweep (Farina 2000), once or repeating |
 //! | `synth` | [`Synth`] | 16-voice polyphonic synth driven by sample-timed [`NoteEvent`]s |
@@ -10,12 +10,14 @@
 //! Every node renders the mono signal into its first output and copies it to the others, so the
 //! channel count costs a memcpy per extra channel and nothing else.
 
+mod decimator;
 mod envelope;
 mod noise;
 mod oscillator;
 mod sweep;
 mod synth;
 
+pub use decimator::Decimator;
 pub use envelope::{Adsr, AdsrTimes, Stage};
 pub use noise::{Noise, NoiseColor, PinkFilter, NOISE_DESCRIPTOR};
 pub use oscillator::{BlepOscillator, Tone, Waveform, TONE_DESCRIPTOR, WAVEFORMS};
