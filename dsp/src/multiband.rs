@@ -28,15 +28,10 @@ pub mod ids {
     /// Per-band ids (combine with [`ParamId::band`]); the shared ones equal the compressor's.
     pub mod band {
         use crate::param::ParamId;
-        pub const THRESHOLD_DB: ParamId = ParamId(1);
-        pub const RATIO: ParamId = ParamId(2);
-        pub const ATTACK_MS: ParamId = ParamId(3);
-        pub const RELEASE_MS: ParamId = ParamId(4);
-        pub const KNEE_DB: ParamId = ParamId(5);
-        pub const MAKEUP_DB: ParamId = ParamId(6);
-        pub const DETECTOR: ParamId = ParamId(7);
-        pub const STEREO_LINK_PCT: ParamId = ParamId(8);
-        pub const SIDECHAIN_HPF_HZ: ParamId = ParamId(10);
+        // The compressor's own ids, so a band and a single-band compressor cannot drift apart.
+        pub use crate::compressor::ids::{
+            ATTACK_MS, DETECTOR, KNEE_DB, MAKEUP_DB, RATIO, RELEASE_MS, SIDECHAIN_HPF_HZ, STEREO_LINK_PCT, THRESHOLD_DB,
+        };
         pub const OUTPUT_GAIN_DB: ParamId = ParamId(11);
         pub const SOLO: ParamId = ParamId(12);
         pub const MUTE: ParamId = ParamId(13);
