@@ -1,0 +1,5 @@
+//! `ballastd`: the ballast audio server. Graph description, config, engine, backends.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod graph;
