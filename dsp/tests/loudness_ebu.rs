@@ -22,6 +22,9 @@ fn db(x: f64) -> f64 {
     10f64.powf(x / 20.0)
 }
 
+/// `(level dBFS, seconds)` segments of a test tone.
+type Segments = [(f64, f64)];
+
 /// A 1 kHz sine (continuous phase) through consecutive `(level dBFS, seconds)` segments.
 fn tone(sr: f64, segments: &[(f64, f64)]) -> Vec<f32> {
     let mut out = Vec::new();
@@ -81,7 +84,7 @@ fn tech3341_cases_1_2_steady_sine() {
 
 #[test]
 fn tech3341_cases_3_4_5_gating() {
-    let cases: [(&str, &[(f64, f64)]); 3] = [
+    let cases: [(&str, &Segments); 3] = [
         ("3", &[(-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0)]),
         ("4", &[(-72.0, 10.0), (-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0), (-72.0, 10.0)]),
         ("5", &[(-26.0, 20.0), (-20.0, 20.1), (-26.0, 20.0)]),
@@ -202,7 +205,7 @@ fn tech3341_cases_15_to_19_true_peak() {
 
 #[test]
 fn tech3342_cases_1_to_4_loudness_range() {
-    let cases: [(&str, &[(f64, f64)], f64); 4] = [
+    let cases: [(&str, &Segments, f64); 4] = [
         ("1", &[(-20.0, 20.0), (-30.0, 20.0)], 10.0),
         ("2", &[(-20.0, 20.0), (-15.0, 20.0)], 5.0),
         ("3", &[(-40.0, 20.0), (-20.0, 20.0)], 20.0),
