@@ -418,3 +418,18 @@ fn tone_loudness_offset(sr: f64) -> f64 {
     m.feed(&[&x, &x]);
     m.integrated_lufs()
 }
+
+#[test]
+fn any_rate_from_8k_to_192k() {
+    // Tech 3341 case 1 (stereo 1 kHz at -23 dBFS reads -23.0 ± 0.1) at rates beyond the three above: the
+    // K-weighting is derived per rate from the analog prototype, so the 1 kHz calibration holds; and
+    // Tech 3342 case 1 (LRA 10 ± 1).
+    for sr in [8_000.0, 11_025.0, 22_050.0, 32_000.0, 88_200.0, 176_400.0, 192_000.0] {
+        let (m, s) = stereo_summary(sr, &tone(sr, &[(-23.0, 10.0)]));
+        near(s.integrated_lufs, -23.0, TOL_LU, &format!("case 1 @ {sr} I"));
+        near(m.momentary_lufs(), -23.0, TOL_LU, &format!("case 1 @ {sr} M"));
+        let (_, r) = stereo_summary(sr, &tone(sr, &[(-20.0, 20.0), (-30.0, 20.0)]));
+        near(r.lra_lu, 10.0, TOL_LRA, &format!("3342 case 1 @ {sr}"));
+        println!("@ {sr}: I {:.3}, LRA {:.3}", s.integrated_lufs, r.lra_lu);
+    }
+}
