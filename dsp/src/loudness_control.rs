@@ -18,23 +18,27 @@
 //!    BS.1770-gated input loudness of the last 60 s: quiet passages are lifted only a little above the
 //!    programme's overall gain, so a loud passage that follows does not start from a large boost (under
 //!    power averaging an overshoot costs far more integrated loudness than an undershoot).
-//! 4. Integral trim: `trim += (T - L_out) * 0.1 s / tau`, `tau = 10 s`, where `L_out` is the BS.1770
-//!    gated loudness (relative gate -10 LU) of the output's last 10 s of 400 ms blocks; clamped to
-//!    ±6 dB, frozen in pauses, not integrated further while the gain target sits at a limit
+//! 4. Integral trim: `trim += clamp(T - L_out, ±1 LU) * 0.1 s / tau`, `tau = 10 s`, where `L_out` is
+//!    the BS.1770 gated loudness (relative gate -10 LU) of the output's last 10 s of 400 ms blocks;
+//!    clamped to ±6 dB, frozen in pauses and while the gain is still more than 1 dB from its target
+//!    (transients are the feed-forward's business: integrating them made the trim overshoot by several
+//!    dB on programme with loud entries), not integrated further while the gain target sits at a limit
 //!    (anti-windup). It removes the steady bias between the ungated windowed feed-forward and the gated
 //!    integrated loudness R128 specifies (measured on the Wesnoth tracks: +0.45 LU median without it).
 //!    Feed-forward plus integral action with clamping anti-windup is the textbook arrangement (Åström &
 //!    Murray, *Feedback Systems*, 2nd ed., ch. 11); `tau` is twice the 10 s measurement span, which
 //!    keeps the loop's phase margin near 60° (the moving average's ~5 s delay at 1/tau rad/s).
 //! 5. `G = clamp(G_ff + trim, -max_cut_db, +max_gain_db)`. The applied gain (dB) moves towards `G` at
-//!    no more than `slew_db_per_s`, on a 32-sample grid with linear gain interpolated inside each grid
+//!    no more than `slew_db_per_s` (cuts) and half that (boosts), on a 32-sample grid with linear gain interpolated inside each grid
 //!    step (at 3 dB/s a grid step is 0.002 dB), bit-identical for any block size because the grid
 //!    counter carries across blocks. It starts at 0 dB after `prepare`/`reset`.
 //!
-//! What it achieves (dsp/tests/loudness_control.rs): steady programme converges to within ±0.3 LU of
-//! the target; on 60 s excerpts of real music from a cold start most land within ±0.5 LU, but a
-//! programme whose loudness jumps by 15–20 dB faster than the slew allows overshoots while the gain
-//! catches up (a 3 dB/s slew cannot follow such a jump), and that shows in a 60 s integrated reading.
+//! What it achieves (dsp/tests/loudness_control.rs, and a sweep over the 40 Wesnoth tracks): steady
+//! programme converges to within ±0.3 LU of the target. On the first 60 s of each track from a cold start
+//! (gain 0 dB) the output's integrated loudness is within ±0.5 LU of target on 26 of 40 tracks; measured
+//! from 10 s on, 29 of the 35 tracks of at least 30 s. The misses are overshoots: programme that enters
+//! or jumps 10–20 dB louder faster than a 3 dB/s slew can follow (and short loud jingles, where the
+//! start-up slew is most of the track).
 //!
 //! Latency: none (the measurement looks only at the past).
 
@@ -55,6 +59,10 @@ pub const PARAM_GATE_LU: ParamId = ParamId(5);
 const GRID: usize = 32;
 /// Most channels a controller handles (stack arrays for the output measurement).
 pub const MAX_CHANNELS: usize = 16;
+/// Gain increases move at this fraction of `slew_db_per_s` (cuts at the full rate): under BS.1770's
+/// power averaging an over-boost when loud programme returns costs far more integrated loudness than a
+/// slow rise costs in a quiet passage.
+const BOOST_SLEW_FRACTION: f64 = 0.5;
 /// Gain after `prepare`/`reset` (dB).
 const INITIAL_GAIN_DB: f64 = 0.0;
 /// How far (dB) a boost may exceed the gain the long-term programme loudness calls for.
@@ -65,6 +73,10 @@ const TRIM_TAU_S: f64 = 10.0;
 const TRIM_LIMIT_DB: f64 = 6.0;
 const TRIM_WINDOW_BLOCKS: usize = 100;
 const TRIM_MIN_BLOCKS: u64 = 30;
+/// The trim integrates only while the gain is within this of its target (not slewing: transients are
+/// the feed-forward's business), and at most this error (LU): it is there for small steady biases.
+const TRIM_SETTLED_DB: f64 = 1.0;
+const TRIM_MAX_ERR_LU: f64 = 1.0;
 /// Span of the long-term input loudness that caps boosts (60 s).
 const LONG_TERM_BLOCKS: usize = RING;
 /// Longest feed-forward window (30 s of 100 ms sub-blocks).
@@ -269,8 +281,10 @@ impl Control {
             ff = ff.min(long_term + BOOST_ABOVE_LONG_TERM_DB);
         }
         // Integral trim on the output's gated loudness, with anti-windup at the gain limits.
-        if self.output_long.filled() >= TRIM_MIN_BLOCKS {
+        let settled = (self.desired_db - gain_db).abs() < TRIM_SETTLED_DB;
+        if settled && self.output_long.filled() >= TRIM_MIN_BLOCKS {
             let err = s.target_lufs - power_to_lufs(self.output_long.gated_mean_recent(TRIM_WINDOW_BLOCKS, -10.0));
+            let err = err.clamp(-TRIM_MAX_ERR_LU, TRIM_MAX_ERR_LU);
             let unclamped = ff + self.trim_db;
             let into_limit = (unclamped >= s.max_gain_db && err > 0.0) || (unclamped <= -s.max_cut_db && err < 0.0);
             if err.is_finite() && !into_limit {
@@ -302,7 +316,7 @@ impl Ramp {
 
     /// Starts the next grid step towards `target_db`, moving at most `max_step_db`.
     fn next_step(&mut self, target_db: f64, max_step_db: f64) {
-        let step = (target_db - self.db).clamp(-max_step_db, max_step_db);
+        let step = (target_db - self.db).clamp(-max_step_db, max_step_db * BOOST_SLEW_FRACTION);
         self.db += step;
         self.g0 = self.g1;
         self.g1 = 10f64.powf(self.db / 20.0);
