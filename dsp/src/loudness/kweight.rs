@@ -56,8 +56,8 @@ pub fn lufs_to_power(lufs: f64) -> f64 {
     10f64.powf((lufs + 0.691) / 10.0)
 }
 
-/// Most frames the kernel handles at once: the size of the stack scratch used to replace non-finite
-/// input by silence (2 × 512 × 4 bytes).
+/// Most frames the kernel handles at once: the size of the scratch used to replace non-finite input by
+/// silence.
 const CHUNK: usize = 512;
 static ZEROS: [f32; CHUNK] = [0.0; CHUNK];
 
@@ -216,6 +216,9 @@ pub struct KWeightedPower {
     pos: usize,
     true_peak: bool,
     avx2: bool,
+    /// Two channels' sanitised copies (heap, allocated in `new`: zeroing 4 kB of stack on every call
+    /// cost more than the kernel at 64-frame blocks).
+    scratch: Box<[[f32; CHUNK]; 2]>,
 }
 
 impl KWeightedPower {
@@ -231,6 +234,7 @@ impl KWeightedPower {
             pos: 0,
             true_peak,
             avx2: has_avx2(),
+            scratch: Box::new([[0.0; CHUNK]; 2]),
         }
     }
 
@@ -288,7 +292,7 @@ impl KWeightedPower {
     pub fn process(&mut self, inputs: &[&[f32]], mut on_block: impl FnMut(f64)) {
         let n_ch = self.weights.len();
         let frames = inputs.iter().take(n_ch).map(|c| c.len()).min().unwrap_or(0);
-        let mut scratch = [[0.0f32; CHUNK]; 2];
+        let scratch = &mut self.scratch;
         let mut done = 0;
         while done < frames {
             let n = CHUNK.min(frames - done).min(self.block_len - self.pos);
