@@ -29,9 +29,9 @@
 //!    Murray, *Feedback Systems*, 2nd ed., ch. 11); `tau` is twice the 10 s measurement span, which
 //!    keeps the loop's phase margin near 60° (the moving average's ~5 s delay at 1/tau rad/s).
 //! 5. `G = clamp(G_ff + trim, -max_cut_db, +max_gain_db)`. The applied gain (dB) moves towards `G` at
-//!    no more than `slew_db_per_s` (cuts) and half that (boosts), on a 32-sample grid with linear gain interpolated inside each grid
-//!    step (at 3 dB/s a grid step is 0.002 dB), bit-identical for any block size because the grid
-//!    counter carries across blocks. It starts at 0 dB after `prepare`/`reset`.
+//!    no more than `slew_db_per_s` (cuts) and half that (boosts), on a 32-sample grid with linear gain
+//!    interpolated inside each grid step (at 3 dB/s a grid step is 0.002 dB), bit-identical for any
+//!    block size because the grid counter carries across blocks. It starts at 0 dB after `prepare`/`reset`.
 //!
 //! What it achieves (dsp/tests/loudness_control.rs, and a sweep over the 40 Wesnoth tracks): steady
 //! programme converges to within ±0.3 LU of the target. On the first 60 s of each track from a cold start
