@@ -106,10 +106,10 @@ fn converges_on_steady_noise() {
 
 #[test]
 fn converges_on_music() {
-    // The whole 60 s from a cold start (gain 0 dB). These four tracks cover steady (the_city_falls),
-    // a soft start (elvish-theme), a 15 dB crescendo (knolls) and loud epic (battle-epic); tracks with
-    // faster 15-20 dB jumps than a 3 dB/s slew can follow land further off (see the module doc).
-    for track in ["battle-epic.ogg", "elvish-theme.ogg", "the_city_falls.ogg", "knolls.ogg"] {
+    // The whole 60 s from a cold start. These four cover steady (the_city_falls), a soft start
+    // (elvish-theme), a quiet intro into a loud entry (battle) and loud epic (battle-epic). Not every
+    // track lands this close: see `sweep_all_wesnoth_tracks` and the module doc.
+    for track in ["battle-epic.ogg", "elvish-theme.ogg", "the_city_falls.ogg", "battle.ogg"] {
         let x = wesnoth(track, 60);
         let mut c = controller();
         let (y, gains) = run(&mut c, &x, 512);
@@ -122,10 +122,11 @@ fn converges_on_music() {
 
 #[test]
 fn sweep_all_wesnoth_tracks() {
-    // Every track's first 60 s from a cold start. Measured when written: 26 of 40 within ±0.5 LU over the
-    // whole excerpt, 29 of the 35 tracks of >= 30 s within ±0.5 LU from 10 s on; the misses are loud
-    // entries faster than the slew and short loud jingles (module doc). Asserted with a margin of 2
-    // tracks each so that the suite guards the behaviour without pinning every decimal.
+    // Every track's first 60 s from a cold start. Measured when written: 29 of 40 within ±0.5 LU over the
+    // whole excerpt (largest miss 1.8 LU), 28 of the 35 tracks of >= 30 s within ±0.5 LU from 10 s on;
+    // the misses are loud entries faster than the slew (module doc). Asserted with a margin of 2 tracks
+    // each so that the suite guards the behaviour without pinning every decimal; plus no track more than
+    // 2.5 LU off.
     let dir = "/usr/share/games/wesnoth/1.16/data/core/music/";
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -133,13 +134,14 @@ fn sweep_all_wesnoth_tracks() {
         .filter(|n| n.ends_with(".ogg") && n != "silence.ogg")
         .collect();
     names.sort();
-    let (mut whole, mut tails, mut long) = (0, 0, 0);
+    let (mut whole, mut tails, mut long, mut worst) = (0, 0, 0, 0.0f64);
     for track in &names {
         let x = wesnoth(track, 60);
         let mut c = controller();
         let (y, _) = run(&mut c, &x, 512);
         let e = integrated(&y) + 23.0;
         whole += (e.abs() <= TOL_LU) as usize;
+        worst = worst.max(e.abs());
         if x[0].len() >= (30.0 * SR) as usize {
             long += 1;
             let tail: Vec<Vec<f32>> = y.iter().map(|c| c[(10.0 * SR) as usize..].to_vec()).collect();
@@ -149,8 +151,9 @@ fn sweep_all_wesnoth_tracks() {
     }
     println!("within ±0.5 LU: {whole}/{} whole, {tails}/{long} from 10 s", names.len());
     assert!(names.len() >= 40, "{} tracks", names.len());
-    assert!(whole >= 24, "{whole} whole");
-    assert!(tails >= 27, "{tails}/{long} tails");
+    assert!(whole >= 27, "{whole} whole");
+    assert!(tails >= 26, "{tails}/{long} tails");
+    assert!(worst <= 2.5, "worst {worst} LU");
 }
 
 #[test]
