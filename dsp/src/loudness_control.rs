@@ -282,12 +282,7 @@ impl Control {
         }
         self.input.push(p_in);
         self.output.push(p_out);
-        // Feed-forward, with boosts capped near the long-term programme gain.
-        let mut ff = s.target_lufs - self.input_lufs(s);
-        let long_term = s.target_lufs - power_to_lufs(self.input_long.gated_mean_recent(LONG_TERM_BLOCKS, -10.0));
-        if long_term.is_finite() {
-            ff = ff.min(long_term + BOOST_ABOVE_LONG_TERM_DB);
-        }
+        let ff = self.feed_forward_db(s);
         // Integral trim on the output's gated loudness, with anti-windup at the gain limits.
         let settled = (self.desired_db - gain_db).abs() < TRIM_SETTLED_DB;
         if settled && self.output_long.filled() >= TRIM_MIN_BLOCKS {
@@ -299,8 +294,25 @@ impl Control {
                 self.trim_db = (self.trim_db + err * 0.1 / TRIM_TAU_S).clamp(-TRIM_LIMIT_DB, TRIM_LIMIT_DB);
             }
         }
+        self.retarget(s, ff, gain_db);
+    }
+
+    /// Feed-forward gain from the window, with boosts capped near the long-term programme gain; NaN
+    /// while the window is empty.
+    fn feed_forward_db(&self, s: &Settings) -> f64 {
+        let ff = s.target_lufs - self.input_lufs(s);
+        let long_term = s.target_lufs - power_to_lufs(self.input_long.gated_mean_recent(LONG_TERM_BLOCKS, -10.0));
+        if long_term.is_finite() {
+            ff.min(long_term + BOOST_ABOVE_LONG_TERM_DB)
+        } else {
+            ff
+        }
+    }
+
+    /// Sets the gain target from a feed-forward gain and the trim (keeps `fallback_db` when undefined).
+    fn retarget(&mut self, s: &Settings, ff: f64, fallback_db: f64) {
         let g = (ff + self.trim_db).clamp(-s.max_cut_db, s.max_gain_db);
-        self.desired_db = if g.is_finite() { g } else { gain_db };
+        self.desired_db = if g.is_finite() { g } else { fallback_db };
     }
 }
 
@@ -416,8 +428,15 @@ impl Processor for LoudnessControl {
             PARAM_GATE_LU => s.gate_lu = v,
             _ => return Err(ParamError::UnknownParam(id)),
         }
-        // Limits apply at once to where the gain is heading (the slew still applies on the way).
+        // A new target, window or limit applies at once to where the gain is heading (so it is audible
+        // within the next 32-frame grid step; the slew still applies on the way), not at the next 100 ms
+        // control update. In a pause the gain stays frozen.
         let c = &mut self.control;
+        if !c.frozen {
+            let ff = c.feed_forward_db(s);
+            let current = c.desired_db;
+            c.retarget(s, ff, current);
+        }
         c.desired_db = c.desired_db.clamp(-s.max_cut_db, s.max_gain_db);
         Ok(())
     }

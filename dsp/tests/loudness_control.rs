@@ -302,3 +302,19 @@ fn meters_report_window_loudness() {
     assert!((o - (i + g)).abs() < 0.05, "in {i} + gain {g} vs out {o}");
     assert!((o + 23.0).abs() < 0.3, "out {o}");
 }
+
+#[test]
+fn target_change_acts_within_a_block() {
+    // Settled on steady noise, a 6 LU lower target starts the gain moving within the next 32-frame grid
+    // step (one 64-frame block later it has moved by at least one grid step's worth of slew).
+    let x = vec![signals::noise(61, 0.05, 20 * 48_000), signals::noise(62, 0.05, 20 * 48_000)];
+    let mut c = controller();
+    let _ = run(&mut c, &x, 480);
+    let before = c.gain_db();
+    c.set_param(PARAM_TARGET_LUFS, -29.0).unwrap();
+    let tail = vec![x[0][..64].to_vec(), x[1][..64].to_vec()];
+    let _ = run(&mut c, &tail, 64);
+    let moved = before - c.gain_db();
+    // At least one full grid step (3 dB/s * 32 / 48000 = 0.002 dB), at most two (64 frames).
+    assert!(moved >= 0.002 - 1e-9 && moved <= 0.004 + 1e-9, "moved {moved} dB");
+}
