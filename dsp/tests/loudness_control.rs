@@ -316,5 +316,5 @@ fn target_change_acts_within_a_block() {
     let _ = run(&mut c, &tail, 64);
     let moved = before - c.gain_db();
     // At least one full grid step (3 dB/s * 32 / 48000 = 0.002 dB), at most two (64 frames).
-    assert!(moved >= 0.002 - 1e-9 && moved <= 0.004 + 1e-9, "moved {moved} dB");
+    assert!((0.002 - 1e-9..=0.004 + 1e-9).contains(&moved), "moved {moved} dB");
 }
