@@ -46,6 +46,9 @@ pub fn subblock_frames(sample_rate: f64) -> usize {
 
 /// All the numbers `ballastctl measure` prints. Loudness and peaks are `-inf` when undefined (silence,
 /// nothing above the absolute gate); `lra_lu` is 0 when fewer than two short-term blocks pass the gates.
+/// The maxima of momentary and short-term loudness are taken every 100 ms from the first 100 ms on, with
+/// the part of a window before the start counted as silence (what libebur128 reports when asked then),
+/// so a programme shorter than 3 s still has a maximum short-term loudness.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoudnessSummary {
     pub integrated_lufs: f64,
