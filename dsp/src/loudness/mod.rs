@@ -2,7 +2,7 @@
 //! integrated (gated) loudness, loudness range (EBU Tech 3342), true peak (BS.1770-4 Annex 2) and
 //! sample peak, for any channel count with BS.1770 channel weights, at any rate from 8 to 192 kHz.
 //!
-//! Guarantees: memory is fixed at construction (two 0.01 LU histograms and a 30 s ring of 100 ms
+//! Guarantees: memory is fixed at construction (two 0.01 LU histograms and a 60 s ring of 100 ms
 //! powers) however long it runs; `feed`/`process` never allocate; non-finite input samples are measured
 //! as silence and passed on as silence; readings do not depend on how the signal is cut into blocks.
 //!
