@@ -1,7 +1,9 @@
 //! Loudness meter (I + LRA + true peak, stereo, 48 kHz) against the `ebur128` crate in the same run, at
 //! blocks of 64 and 256 frames. Each iteration measures 1 s of bursty noise; criterion's throughput is in
-//! stereo frames, so ns per stereo frame = 1e9 / (elements per second).
+//! stereo frames, so ns per stereo frame = 1e9 / (elements per second). Also the loudness controller
+//! (two K-weighted measurements, in and out, plus the gain ramp) at the same sizes.
 use ballast_dsp::loudness::LoudnessMeter;
+use ballast_dsp::loudness_control::LoudnessControl;
 use ballast_dsp::Processor;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ebur128::{EbuR128, Mode};
@@ -49,6 +51,18 @@ fn benches(c: &mut Criterion) {
                     e.add_frames_planar_f32(&[cl, cr]).unwrap();
                 }
                 black_box(e.loudness_global().unwrap() + e.loudness_range().unwrap() + e.true_peak(0).unwrap())
+            })
+        });
+        g.bench_with_input(BenchmarkId::new("controller", block), &block, |b, &block| {
+            let mut c = LoudnessControl::new(2);
+            c.prepare(SR as f64, block);
+            let (mut ol, mut or) = (vec![0.0f32; block], vec![0.0f32; block]);
+            b.iter(|| {
+                for (cl, cr) in l.chunks(block).zip(r.chunks(block)) {
+                    let n = cl.len();
+                    c.process(&[cl, cr], &mut [&mut ol[..n], &mut or[..n]]);
+                }
+                black_box(ol[0] + or[0])
             })
         });
     }

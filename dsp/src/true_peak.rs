@@ -139,16 +139,26 @@ impl TruePeakPair {
     /// oversampled value `y` it completes (lanes 0..4 channel `a`, 4..8 channel `b`).
     #[inline(always)]
     pub fn push_max(&mut self, a: f32, b: f32, peak: &mut [f32; 8]) {
+        self.push_max_with::<false>(a, b, peak)
+    }
+
+    /// [`TruePeakPair::push_max`] with fused multiply-adds when `FMA` (one rounding per tap instead of
+    /// two: results differ from [`TruePeak`] in the last bits). Only call with `FMA = true` from code
+    /// compiled for a CPU with FMA, or `f32::mul_add` falls back to a slow software routine.
+    #[inline(always)]
+    pub fn push_max_with<const FMA: bool>(&mut self, a: f32, b: f32, peak: &mut [f32; 8]) {
         self.pos = if self.pos == 0 { TAPS - 1 } else { self.pos - 1 };
         let v = [a, a, a, a, b, b, b, b];
         self.hist[self.pos] = v;
         self.hist[self.pos + TAPS] = v;
+        // One length check here instead of one bounds check per tap in the loop.
+        let Some(window) = self.hist.get(self.pos..self.pos + TAPS) else {
+            return;
+        };
         let mut acc = [0.0f32; 8];
-        for k in 0..TAPS {
-            let hk = &self.h[k];
-            let xk = &self.hist[self.pos + k];
+        for (hk, xk) in self.h.iter().zip(window) {
             for l in 0..8 {
-                acc[l] += hk[l] * xk[l];
+                acc[l] = if FMA { hk[l].mul_add(xk[l], acc[l]) } else { acc[l] + hk[l] * xk[l] };
             }
         }
         for l in 0..8 {

@@ -22,6 +22,9 @@ fn db(x: f64) -> f64 {
     10f64.powf(x / 20.0)
 }
 
+/// `(level dBFS, seconds)` segments of a test tone.
+type Segments = [(f64, f64)];
+
 /// A 1 kHz sine (continuous phase) through consecutive `(level dBFS, seconds)` segments.
 fn tone(sr: f64, segments: &[(f64, f64)]) -> Vec<f32> {
     let mut out = Vec::new();
@@ -81,7 +84,7 @@ fn tech3341_cases_1_2_steady_sine() {
 
 #[test]
 fn tech3341_cases_3_4_5_gating() {
-    let cases: [(&str, &[(f64, f64)]); 3] = [
+    let cases: [(&str, &Segments); 3] = [
         ("3", &[(-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0)]),
         ("4", &[(-72.0, 10.0), (-36.0, 10.0), (-23.0, 60.0), (-36.0, 10.0), (-72.0, 10.0)]),
         ("5", &[(-26.0, 20.0), (-20.0, 20.1), (-26.0, 20.0)]),
@@ -202,7 +205,7 @@ fn tech3341_cases_15_to_19_true_peak() {
 
 #[test]
 fn tech3342_cases_1_to_4_loudness_range() {
-    let cases: [(&str, &[(f64, f64)], f64); 4] = [
+    let cases: [(&str, &Segments, f64); 4] = [
         ("1", &[(-20.0, 20.0), (-30.0, 20.0)], 10.0),
         ("2", &[(-20.0, 20.0), (-15.0, 20.0)], 5.0),
         ("3", &[(-40.0, 20.0), (-20.0, 20.0)], 20.0),
@@ -414,4 +417,19 @@ fn tone_loudness_offset(sr: f64) -> f64 {
     let mut m = meter(sr, 2);
     m.feed(&[&x, &x]);
     m.integrated_lufs()
+}
+
+#[test]
+fn any_rate_from_8k_to_192k() {
+    // Tech 3341 case 1 (stereo 1 kHz at -23 dBFS reads -23.0 ± 0.1) at rates beyond the three above: the
+    // K-weighting is derived per rate from the analog prototype, so the 1 kHz calibration holds; and
+    // Tech 3342 case 1 (LRA 10 ± 1).
+    for sr in [8_000.0, 11_025.0, 22_050.0, 32_000.0, 88_200.0, 176_400.0, 192_000.0] {
+        let (m, s) = stereo_summary(sr, &tone(sr, &[(-23.0, 10.0)]));
+        near(s.integrated_lufs, -23.0, TOL_LU, &format!("case 1 @ {sr} I"));
+        near(m.momentary_lufs(), -23.0, TOL_LU, &format!("case 1 @ {sr} M"));
+        let (_, r) = stereo_summary(sr, &tone(sr, &[(-20.0, 20.0), (-30.0, 20.0)]));
+        near(r.lra_lu, 10.0, TOL_LRA, &format!("3342 case 1 @ {sr}"));
+        println!("@ {sr}: I {:.3}, LRA {:.3}", s.integrated_lufs, r.lra_lu);
+    }
 }

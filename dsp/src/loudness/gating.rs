@@ -144,8 +144,9 @@ impl GatingHistogram {
     }
 }
 
-/// Sub-blocks the power ring holds: 30 s of 100 ms sub-blocks, the longest window anything here uses.
-pub const RING: usize = 300;
+/// Sub-blocks the power ring holds: 60 s of 100 ms sub-blocks, the longest window anything here uses
+/// (the loudness controller's bias estimate).
+pub const RING: usize = 600;
 
 /// The most recent sub-block powers, for sliding windows that are whole numbers of sub-blocks.
 #[derive(Clone, Debug)]
@@ -270,7 +271,7 @@ mod tests {
             r.push(i as f64);
         }
         assert_eq!(r.mean(4), (301.0 + 302.0 + 303.0 + 304.0) / 4.0);
-        assert_eq!(r.mean(RING), (5..305).sum::<i32>() as f64 / 300.0);
+        assert_eq!(r.mean(300), (5..305).sum::<i32>() as f64 / 300.0);
         let mut q = PowerRing::new();
         assert_eq!(q.mean_recent(30), 0.0);
         q.push(1.0);

@@ -2,7 +2,7 @@
 //! integrated (gated) loudness, loudness range (EBU Tech 3342), true peak (BS.1770-4 Annex 2) and
 //! sample peak, for any channel count with BS.1770 channel weights, at any rate from 8 to 192 kHz.
 //!
-//! Guarantees: memory is fixed at construction (two 0.01 LU histograms and a 30 s ring of 100 ms
+//! Guarantees: memory is fixed at construction (two 0.01 LU histograms and a 60 s ring of 100 ms
 //! powers) however long it runs; `feed`/`process` never allocate; non-finite input samples are measured
 //! as silence and passed on as silence; readings do not depend on how the signal is cut into blocks.
 //!
@@ -46,6 +46,9 @@ pub fn subblock_frames(sample_rate: f64) -> usize {
 
 /// All the numbers `ballastctl measure` prints. Loudness and peaks are `-inf` when undefined (silence,
 /// nothing above the absolute gate); `lra_lu` is 0 when fewer than two short-term blocks pass the gates.
+/// The maxima of momentary and short-term loudness are taken every 100 ms from the first 100 ms on, with
+/// the part of a window before the start counted as silence (what libebur128 reports when asked then),
+/// so a programme shorter than 3 s still has a maximum short-term loudness.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LoudnessSummary {
     pub integrated_lufs: f64,
