@@ -143,7 +143,6 @@ fn r128_chain_on_orchestral_tracks() {
 #[test]
 fn atsc_a85_and_streaming_targets() {
     check("the_city_falls.ogg", -24.0, -2.0);
-
 }
 
 #[test]
