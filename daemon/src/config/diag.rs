@@ -111,16 +111,29 @@ impl<'a> Sink<'a> {
         span.and_then(|s| self.text.get(s)).map_or("", str::trim)
     }
 
-    /// Sorted by position (stable, so diagnostics at one spot keep the order they were found in).
+    /// Sorted by position (stable, so diagnostics at one spot keep the order they were found in), each
+    /// reported once (a chain element is both a sink and a source, and may be found bad as both). When
+    /// there are errors the warnings are left out: they would mostly echo the errors (a link that was
+    /// refused leaves its nodes looking unconnected).
     pub(crate) fn finish(mut self) -> Vec<Diagnostic> {
+        if self.has_errors() {
+            self.diagnostics.retain(|d| d.severity == Severity::Error);
+        }
         self.diagnostics.sort_by_key(|d| (d.line, d.col));
+        self.diagnostics.dedup();
         self.diagnostics
     }
 }
 
-/// "did you mean `x`?" for the candidate closest to `word` by edit distance, when it is close enough
-/// to be a plausible typo (at most a third of the word's length, and at least 1, edits away).
+/// "did you mean `x`?": a candidate that is `word` plus its unit (`knee` -> `knee_db`), else the one
+/// closest by edit distance when close enough to be a plausible typo (at most a third of the word's
+/// length, and at least 1, edits away).
 pub(crate) fn did_you_mean<'c>(word: &str, candidates: impl IntoIterator<Item = &'c str>) -> Option<&'c str> {
+    let candidates: Vec<&'c str> = candidates.into_iter().collect();
+    let with_unit = candidates.iter().find(|c| c.strip_prefix(word).is_some_and(|rest| rest.starts_with('_')));
+    if let Some(c) = with_unit {
+        return Some(c);
+    }
     let limit = (word.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -153,5 +166,6 @@ mod tests {
         assert_eq!(did_you_mean("treshold_db", ["threshold_db", "ratio"]), Some("threshold_db"));
         assert_eq!(did_you_mean("ratoi", ["threshold_db", "ratio"]), Some("ratio"));
         assert_eq!(did_you_mean("volume", ["threshold_db", "ratio"]), None);
+        assert_eq!(did_you_mean("knee", ["knee_db", "ratio"]), Some("knee_db"));
     }
 }

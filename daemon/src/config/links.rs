@@ -8,10 +8,10 @@ use ballast_dsp::registry::Shape;
 use toml_edit::Value;
 
 use super::diag::{self, Sink};
+use super::known_entries;
 use super::nodes::NodeDraft;
 use super::settings::{Port, PortsDraft};
 use super::value::{self, Entry};
-use super::known_entries;
 use crate::graph::{channel_map, Endpoint, Link, NodeSpec};
 
 const LINK_KEYS: [&str; 2] = ["chain", "edges"];
@@ -20,6 +20,9 @@ const LINK_KEYS: [&str; 2] = ["chain", "edges"];
 pub const DEFAULT_CHANNELS: usize = 2;
 
 type Span = Option<Range<usize>>;
+
+/// A link as written: (source text, its span), (sink text, its span).
+type Pair<'d> = ((&'d str, Span), (&'d str, Span));
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Side {
@@ -49,7 +52,7 @@ pub(crate) fn resolve(
     nodes: Vec<NodeDraft>,
     links: Option<&Entry<'_>>,
 ) -> (Vec<NodeSpec>, Vec<Link>) {
-    let mut pairs: Vec<((&str, Span), (&str, Span))> = Vec::new();
+    let mut pairs: Vec<Pair<'_>> = Vec::new();
     if let Some(links) = links {
         for e in known_entries(sink, links, "[links]", &LINK_KEYS) {
             match e.key {
@@ -94,7 +97,7 @@ pub(crate) fn resolve(
 }
 
 /// `chain = ["in", "a", "b", "out"]` or several: `chain = [["in", "a", "out"], ["in", "meter"]]`.
-fn chains<'d>(sink: &mut Sink<'_>, e: &Entry<'d>, pairs: &mut Vec<((&'d str, Span), (&'d str, Span))>) {
+fn chains<'d>(sink: &mut Sink<'_>, e: &Entry<'d>, pairs: &mut Vec<Pair<'d>>) {
     let Some(array) = value::array(sink, e) else { return };
     let nested = array.iter().next().is_some_and(|v| matches!(v, Value::Array(_)));
     let lists: Vec<(&toml_edit::Array, Span)> = if nested {
@@ -136,7 +139,7 @@ fn chains<'d>(sink: &mut Sink<'_>, e: &Entry<'d>, pairs: &mut Vec<((&'d str, Spa
 }
 
 /// `edges = [["in", "mbc"], ["mbc:out_1", "meter:in_1"]]`: each a `[source, sink]` pair.
-fn edges<'d>(sink: &mut Sink<'_>, e: &Entry<'d>, pairs: &mut Vec<((&'d str, Span), (&'d str, Span))>) {
+fn edges<'d>(sink: &mut Sink<'_>, e: &Entry<'d>, pairs: &mut Vec<Pair<'d>>) {
     let Some(array) = value::array(sink, e) else { return };
     for v in array.iter() {
         let pair = match v {
@@ -201,7 +204,10 @@ impl Resolver<'_> {
             let hint = diag::suggestion(name, names.iter().copied().chain(["in", "out"]));
             sink.error(
                 span,
-                format!("dangling link: no node or bus named `{name}`{hint} (nodes: {}; buses: in, out)", names.join(", ")),
+                format!(
+                    "dangling link: no node or bus named `{name}`{hint} (nodes: {}; buses: in, out)",
+                    names.join(", ")
+                ),
             );
             return None;
         };
@@ -274,10 +280,8 @@ impl Resolver<'_> {
 /// its whole input (a single channel counts as 1), else 2 when nothing does. Sources are resolved before
 /// the nodes they feed; nodes caught in a cycle (reported elsewhere) fall back to 2.
 fn infer_widths(ports: &PortsDraft, nodes: &[NodeDraft], links: &[RawLink]) -> Vec<usize> {
-    let mut widths: Vec<Option<usize>> = nodes
-        .iter()
-        .map(|n| n.channels.or(if n.is_generator() { Some(DEFAULT_CHANNELS) } else { None }))
-        .collect();
+    let mut widths: Vec<Option<usize>> =
+        nodes.iter().map(|n| n.channels.or(if n.is_generator() { Some(DEFAULT_CHANNELS) } else { None })).collect();
     loop {
         let mut progress = false;
         for n in 0..nodes.len() {
@@ -311,12 +315,13 @@ fn infer_widths(ports: &PortsDraft, nodes: &[NodeDraft], links: &[RawLink]) -> V
 
 fn check_channels(sink: &mut Sink<'_>, ports: &PortsDraft, nodes: &[NodeDraft], widths: &[usize], links: &[RawLink]) {
     let known = |e: &End| e.node.is_none_or(|n| nodes[n].kind.is_some());
-    let mut bad_index = false;
-    for l in links {
+    // Links with a channel index past the node's width are reported once, not again as a mismatch.
+    let mut bad = vec![false; links.len()];
+    for (i, l) in links.iter().enumerate() {
         for (e, dir) in [(&l.from, "out"), (&l.to, "in")] {
             if let (Some(n), Some(c)) = (e.node, e.channel) {
                 if known(e) && c >= widths[n] {
-                    bad_index = true;
+                    bad[i] = true;
                     sink.error(
                         e.span.clone(),
                         format!(
@@ -332,10 +337,7 @@ fn check_channels(sink: &mut Sink<'_>, ports: &PortsDraft, nodes: &[NodeDraft], 
             }
         }
     }
-    if bad_index {
-        return;
-    }
-    for l in links {
+    for (l, _) in links.iter().zip(&bad).filter(|(_, bad)| !**bad) {
         if !known(&l.from) || !known(&l.to) {
             continue;
         }
@@ -399,8 +401,7 @@ fn check_cycles(sink: &mut Sink<'_>, nodes: &[NodeDraft], links: &[RawLink]) {
                         let mut key = cycle.to_vec();
                         key.sort_unstable();
                         if seen.insert(key) {
-                            let names: Vec<&str> =
-                                cycle.iter().chain([&m]).map(|&i| nodes[i].name.as_str()).collect();
+                            let names: Vec<&str> = cycle.iter().chain([&m]).map(|&i| nodes[i].name.as_str()).collect();
                             sink.error(
                                 links[link].to.span.clone(),
                                 format!(

@@ -99,10 +99,7 @@ fn node(sink: &mut Sink<'_>, e: &Entry<'_>) -> NodeDraft {
         return draft;
     };
     let Some(kind_entry) = entries.iter().find(|k| k.key == "kind") else {
-        sink.error(
-            e.key_span.clone(),
-            format!("node `{}` has no `kind`; one of: {}", e.key, kind_names().join(", ")),
-        );
+        sink.error(e.key_span.clone(), format!("node `{}` has no `kind`; one of: {}", e.key, kind_names().join(", ")));
         return draft;
     };
     let Some(kind_name) = value::string(sink, kind_entry) else { return draft };
@@ -141,7 +138,9 @@ fn node(sink: &mut Sink<'_>, e: &Entry<'_>) -> NodeDraft {
             key if is_multiband(kind) && is_split_key(key) && kind.descriptor.param_by_key(key).is_some() => {
                 sink.error(
                     entry.key_span.clone(),
-                    format!("unknown key `{key}`: a multiband's split frequencies are one list, `{CROSSOVERS_KEY} = [..]`"),
+                    format!(
+                        "unknown key `{key}`: a multiband's split frequencies are one list, `{CROSSOVERS_KEY} = [..]`"
+                    ),
                 );
             }
             key => match kind.descriptor.param_by_key(key) {
@@ -195,7 +194,7 @@ fn crossover_list(sink: &mut Sink<'_>, kind: &KindEntry, entry: &Entry<'_>) -> O
                 continue;
             }
         } as f32;
-        let Some(p) = splits.get(i).or(splits.last()) else { return None };
+        let p = splits.get(i).or(splits.last())?;
         if p.validate(hz).is_err() {
             let raw = sink.slice(v.span());
             sink.error(v.span(), format!("{CROSSOVERS_KEY}: {raw} is out of range {}", range_text(p)));

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::ops::Range;
 
 use super::diag::Sink;
-use super::value::{self, Entry};
 use super::known_entries;
+use super::value::{self, Entry};
 
 /// Which audio backend runs the graph.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -51,7 +51,10 @@ pub(crate) fn found_value(v: &Value) -> &'static str {
 
 /// Reports "`key` must be WANT, found …" at the value.
 pub(crate) fn wrong_type(sink: &mut Sink<'_>, e: &Entry<'_>, want: &str) {
-    sink.error(span_of(e.item, &e.key_span), format!("wrong type: `{}` must be {want}, found {}", e.key, found(e.item)));
+    sink.error(
+        span_of(e.item, &e.key_span),
+        format!("wrong type: `{}` must be {want}, found {}", e.key, found(e.item)),
+    );
 }
 
 pub(crate) fn string<'d>(sink: &mut Sink<'_>, e: &Entry<'d>) -> Option<&'d str> {
@@ -106,8 +109,11 @@ pub(crate) fn array<'d>(sink: &mut Sink<'_>, e: &Entry<'d>) -> Option<&'d Array>
     }
 }
 
+/// A string and where it was written.
+pub(crate) type Named<'d> = (&'d str, Option<Range<usize>>);
+
 /// The strings of an array of strings with their spans; a non-string element is reported and skipped.
-pub(crate) fn strings<'d>(sink: &mut Sink<'_>, e: &Entry<'d>) -> Option<Vec<(&'d str, Option<Range<usize>>)>> {
+pub(crate) fn strings<'d>(sink: &mut Sink<'_>, e: &Entry<'d>) -> Option<Vec<Named<'d>>> {
     let a = array(sink, e)?;
     let mut out = Vec::with_capacity(a.len());
     for v in a.iter() {
