@@ -462,3 +462,15 @@ fn check_reports_every_error_and_fails() {
     assert!(String::from_utf8_lossy(&help.stdout).contains("--config <FILE>"));
     assert_eq!(ballastd(&["check"]).status.code(), Some(2), "usage errors are clap's exit 2");
 }
+
+#[test]
+fn bands_as_tables_and_infinite_ratio() {
+    let text = "[nodes.m]\nkind = \"multiband\"\ncrossovers_hz = [500]\n[[nodes.m.bands]]\nratio = inf\n\
+                [[nodes.m.bands]]\nsolo = true\nratoi = 3\n";
+    one_error(text, "8:1", &["unknown key `ratoi` in band 2", "did you mean `ratio`?"]);
+    let c = ok(&text.replace("ratoi = 3\n", ""));
+    assert_eq!(param(&c, "m", band_pid(0, "ratio")), Some(f32::INFINITY));
+    assert_eq!(param(&c, "m", band_pid(1, "solo")), Some(1.0));
+    assert_eq!(c.graph.nodes[0].shape, Shape { channels: 2, bands: 2 });
+    one_error("[nodes.c]\nkind = \"compressor\"\nratio = nan\n", "3:9", &["ratio = nan is out of range 1..inf (:1)"]);
+}
