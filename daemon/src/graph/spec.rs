@@ -18,7 +18,8 @@ pub struct GraphSpec {
 }
 
 /// One node: a name unique in the graph, its kind (a registry name), its shape, and the parameter
-/// values the config set (the rest take the descriptor's defaults).
+/// values the config set (the rest keep the values a fresh node of the kind starts with: the
+/// descriptor's defaults, except multiband bands, which start staggered for a broadcast chain).
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSpec {
     pub name: String,
