@@ -1,6 +1,6 @@
 //! The RT side: owns the node slots and the running schedule, applies commands at block start, runs
-//! the schedule. Nothing here allocates, frees, locks, logs or blocks: buffers swap with `mem::take`
-//! (an empty `Vec` costs nothing), retired objects leave through the return ring, and a full return
+//! the schedule. Nothing here allocates, frees, locks, logs or blocks: buffers are slices of the
+//! schedule's preallocated arena, retired objects leave through the return ring, and a full return
 //! ring leaves commands queued until the next block instead of dropping anything here.
 
 use std::sync::Arc;
@@ -167,60 +167,56 @@ impl Engine {
             return;
         };
         let n = n.min(sched.max_block);
-        let Schedule { steps, out_terms, buffers, delays, .. } = sched;
+        let stride = sched.max_block;
+        let Schedule { steps, out_terms, arena, delays, .. } = sched;
+        let arena = Arena { base: arena.as_mut_ptr(), stride, n };
         let zeros = &self.zeros[..n];
         let input = |c: usize| inputs.get(c).map(|s| &s[start..start + n]);
 
         for step in steps.iter() {
             for g in &step.gathers {
-                let mut dst = std::mem::take(&mut buffers[g.dst]);
-                let d = &mut dst[..n];
+                // SAFETY: `buffers_disjoint` (checked when the schedule was compiled; the schedule is
+                // immutable since) guarantees `g.dst` is in the arena and read by none of its terms.
+                let d = unsafe { arena.write(g.dst) };
                 d.fill(0.0);
                 for t in &g.terms {
-                    add_term(d, t, buffers, delays, &input);
+                    add_term(d, t, &arena, delays, &input);
                 }
-                buffers[g.dst] = dst;
             }
 
             let ni = step.inputs.len().min(MAX_CHANNELS);
             let no = step.outputs.len().min(MAX_CHANNELS);
-            let mut outs: [Vec<f32>; MAX_CHANNELS] = Default::default();
-            for (o, &b) in outs.iter_mut().zip(&step.outputs) {
-                *o = std::mem::take(&mut buffers[b]);
+            let mut ins: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
+            for (slot, src) in ins.iter_mut().zip(&step.inputs) {
+                *slot = match *src {
+                    Src::Input(c) => input(c).unwrap_or(zeros),
+                    // SAFETY: in the arena, and no output of this step (see `buffers_disjoint`).
+                    Src::Buf(b) => unsafe { arena.read(b) },
+                    Src::Zero => zeros,
+                };
             }
-            {
-                let mut ins: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
-                for (slot, src) in ins.iter_mut().zip(&step.inputs) {
-                    *slot = match *src {
-                        Src::Input(c) => input(c).unwrap_or(zeros),
-                        Src::Buf(b) => &buffers[b][..n],
-                        Src::Zero => zeros,
-                    };
-                }
-                let mut out_refs: [&mut [f32]; MAX_CHANNELS] = outs.each_mut().map(|v| {
-                    let len = v.len().min(n);
-                    &mut v[..len]
-                });
-                let ins = &ins[..ni];
-                let out_refs = &mut out_refs[..no];
-                match self.slots.get_mut(step.slot).and_then(|s| s.as_deref_mut()) {
-                    Some(sn) if sn.node.channels() == (ni, no) => {
-                        if !sn.node.process_checked(ins, out_refs) {
-                            sn.meters.count_nonfinite();
-                            EngineStats::bump(&self.stats.nonfinite_resets);
-                        }
-                        bypass_mix(sn, ins, out_refs, n);
-                        sn.meters.publish(&*sn.node);
+            let mut outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
+            for (slot, &b) in outs.iter_mut().zip(&step.outputs) {
+                // SAFETY: outputs of a step are distinct from each other and from everything the
+                // step reads (see `buffers_disjoint`), so this is the only live reference to `b`.
+                *slot = unsafe { arena.write(b) };
+            }
+            let ins = &ins[..ni];
+            let outs = &mut outs[..no];
+            match self.slots.get_mut(step.slot).and_then(|s| s.as_deref_mut()) {
+                Some(sn) if sn.node.channels() == (ni, no) => {
+                    if !sn.node.process_checked(ins, outs) {
+                        sn.meters.count_nonfinite();
+                        EngineStats::bump(&self.stats.nonfinite_resets);
                     }
-                    _ => {
-                        for o in out_refs.iter_mut() {
-                            o.fill(0.0);
-                        }
+                    bypass_mix(sn, ins, outs, n);
+                    sn.meters.publish(&*sn.node);
+                }
+                _ => {
+                    for o in outs.iter_mut() {
+                        o.fill(0.0);
                     }
                 }
-            }
-            for (o, &b) in outs.iter_mut().zip(&step.outputs) {
-                buffers[b] = std::mem::take(o);
             }
         }
 
@@ -229,10 +225,41 @@ impl Engine {
             out.fill(0.0);
             if let Some(terms) = out_terms.get(c) {
                 for t in terms {
-                    add_term(out, t, buffers, delays, &input);
+                    add_term(out, t, &arena, delays, &input);
                 }
             }
         }
+    }
+}
+
+/// The schedule's buffers for one pass: raw access so a step can hold its inputs and outputs at once.
+/// The compiler proves the slices a step takes never overlap (`Schedule::buffers_disjoint`).
+struct Arena {
+    base: *mut f32,
+    stride: usize,
+    n: usize,
+}
+
+impl Arena {
+    /// Buffer `b`, first `n` samples, shared.
+    ///
+    /// # Safety
+    /// `b` is a buffer of the schedule and no `write` of `b` is live.
+    #[inline]
+    unsafe fn read<'a>(&self, b: usize) -> &'a [f32] {
+        // SAFETY: `b * stride + n` is within the arena (caller: `b < buffer_count`, `n <= stride`).
+        unsafe { std::slice::from_raw_parts(self.base.add(b * self.stride), self.n) }
+    }
+
+    /// Buffer `b`, first `n` samples, exclusive.
+    ///
+    /// # Safety
+    /// `b` is a buffer of the schedule and no other reference to `b` is live.
+    #[inline]
+    #[allow(clippy::mut_from_ref)] // exclusivity is the caller's contract, proved by the compiler
+    unsafe fn write<'a>(&self, b: usize) -> &'a mut [f32] {
+        // SAFETY: as in `read`, plus exclusivity from the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.base.add(b * self.stride), self.n) }
     }
 }
 
@@ -241,19 +268,21 @@ impl Engine {
 fn add_term<'a>(
     dst: &mut [f32],
     t: &Term,
-    buffers: &[Vec<f32>],
+    arena: &Arena,
     delays: &mut [DelayLine],
     input: &impl Fn(usize) -> Option<&'a [f32]>,
 ) {
     let n = dst.len();
     let src: Option<&[f32]> = match t.src {
         Src::Input(c) => input(c),
-        Src::Buf(b) => buffers.get(b).map(|v| &v[..n]),
+        // SAFETY: a term's source buffer is in the arena and is not the gather destination
+        // (`buffers_disjoint`); the output bus stage writes no buffer at all.
+        Src::Buf(b) => Some(unsafe { arena.read(b) }),
         Src::Zero => None,
     };
     let g = t.gain;
     match (t.delay.and_then(|d| delays.get_mut(d)), src) {
-        (Some(line), Some(src)) => line.run(src, |i, y| dst[i] += g * y),
+        (Some(line), Some(src)) => line.run(&src[..n], |i, y| dst[i] += g * y),
         (Some(line), None) => line.run_silence(n, |i, y| dst[i] += g * y),
         (None, Some(src)) => {
             if g == 1.0 {

@@ -20,9 +20,9 @@ use std::collections::VecDeque;
 use super::spec::{channel_map, ChannelMap, Endpoint, GraphSpec};
 use crate::engine::delay::DelayLine;
 
-/// The most channels one node (or one bus) may have in a schedule; the RT side keeps per-step channel
-/// tables on the stack at this size.
-pub const MAX_CHANNELS: usize = 32;
+/// The most channels one node may have in a schedule; the RT side keeps per-step channel tables on
+/// the stack at this size.
+pub const MAX_CHANNELS: usize = 16;
 
 /// What the compiler needs to know of one spec node (`infos[i]` describes `spec.nodes[i]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub enum CompileError {
     ChannelMismatch { link: usize, from: usize, to: usize },
     /// The links form a cycle; the names of the nodes on it, in signal order.
     Cycle(Vec<String>),
+    /// A bug in the compiler, caught by its own consistency check instead of reaching the RT side.
+    Internal(String),
 }
 
 impl std::fmt::Display for CompileError {
@@ -70,7 +72,10 @@ impl std::fmt::Display for CompileError {
                 "link {link}: {from} channels into {to}; the mono/stereo rule connects equal widths, \
                  mono to any, any to mono"
             ),
-            CompileError::Cycle(names) => write!(f, "cycle: {} -> {}", names.join(" -> "), names[0]),
+            CompileError::Cycle(names) => {
+                write!(f, "cycle: {} -> {}", names.join(" -> "), names.first().map_or("", |s| s.as_str()))
+            }
+            CompileError::Internal(what) => write!(f, "graph compiler bug: {what}"),
         }
     }
 }
@@ -131,7 +136,10 @@ pub struct Schedule {
     pub(crate) steps: Vec<Step>,
     /// Per output-bus channel, the sum that feeds it.
     pub(crate) out_terms: Vec<Vec<Term>>,
-    pub(crate) buffers: Vec<Vec<f32>>,
+    /// Every audio buffer, `buffer_count` runs of `max_block` samples; buffer `b` starts at
+    /// `b * max_block`. The RT side hands out disjoint slices of it (see [`Schedule::buffers_disjoint`]).
+    pub(crate) arena: Vec<f32>,
+    pub(crate) buffer_count: usize,
     pub(crate) delays: Vec<DelayLine>,
     pub(crate) delay_keys: Vec<DelayKey>,
     /// `(old index, new index)` pairs of compensation delays to take over from the schedule this one
@@ -147,7 +155,7 @@ impl std::fmt::Debug for Schedule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Schedule")
             .field("steps", &self.steps.len())
-            .field("buffers", &self.buffers.len())
+            .field("buffers", &self.buffer_count)
             .field("delays", &self.delays.len())
             .field("latency_samples", &self.latency_samples)
             .finish()
@@ -172,7 +180,7 @@ impl Schedule {
 
     /// Number of audio buffers the schedule allocated (after liveness reuse).
     pub fn buffer_count(&self) -> usize {
-        self.buffers.len()
+        self.buffer_count
     }
 
     /// Compensation delays (count, total samples).
@@ -193,6 +201,46 @@ impl Schedule {
     /// Output-bus channels.
     pub fn outputs(&self) -> usize {
         self.out_terms.len()
+    }
+
+    /// The invariant the RT side's unsafe slicing relies on: every buffer index is in the arena; within
+    /// a step, the output buffers are distinct from each other, from every buffer the step's inputs
+    /// read, and from the gather scratch; a gather's destination is none of its own sources. The arena
+    /// holds exactly `buffer_count × max_block` samples.
+    pub(crate) fn buffers_disjoint(&self) -> bool {
+        let nb = self.buffer_count;
+        if self.arena.len() != nb * self.max_block {
+            return false;
+        }
+        let src_ok = |s: &Src| match s {
+            Src::Buf(b) => *b < nb,
+            Src::Input(_) | Src::Zero => true,
+        };
+        let reads = |s: &Src, b: usize| matches!(s, Src::Buf(x) if *x == b);
+        let delay_ok = |t: &Term| t.delay.is_none_or(|d| d < self.delays.len());
+        for step in &self.steps {
+            if step.inputs.len() > MAX_CHANNELS || step.outputs.len() > MAX_CHANNELS {
+                return false;
+            }
+            for (k, &o) in step.outputs.iter().enumerate() {
+                if o >= nb
+                    || step.outputs[..k].contains(&o)
+                    || step.inputs.iter().any(|s| reads(s, o))
+                    || step.gathers.iter().any(|g| g.dst == o || g.terms.iter().any(|t| reads(&t.src, o)))
+                {
+                    return false;
+                }
+            }
+            for g in &step.gathers {
+                if g.dst >= nb || g.terms.iter().any(|t| !src_ok(&t.src) || reads(&t.src, g.dst) || !delay_ok(t)) {
+                    return false;
+                }
+            }
+            if !step.inputs.iter().all(src_ok) {
+                return false;
+            }
+        }
+        self.out_terms.iter().flatten().all(|t| src_ok(&t.src) && delay_ok(t))
     }
 
     /// Plans taking over the state of compensation delays that `previous` (the keys of the schedule
@@ -235,11 +283,6 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
         let widest = info.inputs.max(info.outputs);
         if widest > MAX_CHANNELS {
             return Err(CompileError::TooManyChannels { what: spec.nodes[i].name.clone(), channels: widest });
-        }
-    }
-    for (what, ch) in [("input bus", spec.inputs.len()), ("output bus", spec.outputs.len())] {
-        if ch > MAX_CHANNELS {
-            return Err(CompileError::TooManyChannels { what: what.into(), channels: ch });
         }
     }
 
@@ -442,10 +485,11 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
     }
 
     let node_latency = (0..n).map(|i| (infos[i].slot, out_latency[i])).collect();
-    Ok(Schedule {
+    let schedule = Schedule {
         steps,
         out_terms,
-        buffers: (0..buffers.count).map(|_| vec![0.0; max_block]).collect(),
+        arena: vec![0.0; buffers.count * max_block],
+        buffer_count: buffers.count,
         delays,
         delay_keys,
         migrate: Vec::new(),
@@ -453,7 +497,11 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
         max_block,
         latency_samples: total_latency,
         node_latency,
-    })
+    };
+    if !schedule.buffers_disjoint() {
+        return Err(CompileError::Internal("buffer aliasing".into()));
+    }
+    Ok(schedule)
 }
 
 fn endpoint_channel(e: &Endpoint) -> Option<usize> {
