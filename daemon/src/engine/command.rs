@@ -14,6 +14,8 @@ use crate::graph::Schedule;
 pub struct SlotNode {
     pub(crate) node: Box<dyn Processor>,
     pub(crate) meters: Arc<NodeMeters>,
+    /// `node.channels()`, fixed for a node's life (its shape), read once here.
+    pub(crate) channels: (usize, usize),
     /// One delay per input channel when the node has latency; empty otherwise (the dry path is then
     /// the input itself).
     pub(crate) dry: Vec<DelayLine>,
@@ -27,9 +29,10 @@ impl SlotNode {
     /// Wraps a prepared node. `crossfade_samples` is the bypass crossfade length.
     pub fn new(node: Box<dyn Processor>, meters: Arc<NodeMeters>, crossfade_samples: usize) -> Self {
         let latency = node.latency_samples();
-        let (inputs, _) = node.channels();
+        let channels = node.channels();
+        let inputs = channels.0;
         let dry = if latency > 0 { (0..inputs).map(|_| DelayLine::new(latency)).collect() } else { Vec::new() };
-        Self { node, meters, dry, wet: 1.0, wet_target: 1.0, wet_step: 1.0 / crossfade_samples.max(1) as f32 }
+        Self { node, meters, channels, dry, wet: 1.0, wet_target: 1.0, wet_step: 1.0 / crossfade_samples.max(1) as f32 }
     }
 
     /// The processor.

@@ -11,7 +11,7 @@ use ballast_dsp::DenormalGuard;
 use super::command::{Command, Retired, SlotNode};
 use super::delay::DelayLine;
 use super::meters::EngineStats;
-use crate::graph::compile::{Src, Term, MAX_CHANNELS};
+use crate::graph::compile::{Src, Step, Term, MAX_CHANNELS};
 use crate::graph::Schedule;
 
 /// The RT half of the engine. Move it to the audio thread and call [`Engine::process`] once per block.
@@ -184,39 +184,16 @@ impl Engine {
                 }
             }
 
-            let ni = step.inputs.len().min(MAX_CHANNELS);
-            let no = step.outputs.len().min(MAX_CHANNELS);
-            let mut ins: [&[f32]; MAX_CHANNELS] = [&[]; MAX_CHANNELS];
-            for (slot, src) in ins.iter_mut().zip(&step.inputs) {
-                *slot = match *src {
-                    Src::Input(c) => input(c).unwrap_or(zeros),
-                    // SAFETY: in the arena, and no output of this step (see `buffers_disjoint`).
-                    Src::Buf(b) => unsafe { arena.read(b) },
-                    Src::Zero => zeros,
-                };
-            }
-            let mut outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
-            for (slot, &b) in outs.iter_mut().zip(&step.outputs) {
-                // SAFETY: outputs of a step are distinct from each other and from everything the
-                // step reads (see `buffers_disjoint`), so this is the only live reference to `b`.
-                *slot = unsafe { arena.write(b) };
-            }
-            let ins = &ins[..ni];
-            let outs = &mut outs[..no];
-            match self.slots.get_mut(step.slot).and_then(|s| s.as_deref_mut()) {
-                Some(sn) if sn.node.channels() == (ni, no) => {
-                    if !sn.node.process_checked(ins, outs) {
-                        sn.meters.count_nonfinite();
-                        EngineStats::bump(&self.stats.nonfinite_resets);
-                    }
-                    bypass_mix(sn, ins, outs, n);
-                    sn.meters.publish(&*sn.node);
-                }
-                _ => {
-                    for o in outs.iter_mut() {
-                        o.fill(0.0);
-                    }
-                }
+            let slot = self.slots.get_mut(step.slot).and_then(|s| s.as_deref_mut());
+            // Channel tables live on the stack; size them to the step so mono/stereo nodes do not pay
+            // for initialising sixteen entries.
+            let width = step.inputs.len().max(step.outputs.len());
+            if width <= 2 {
+                run_node::<2>(slot, step, &arena, zeros, &input, &self.stats);
+            } else if width <= 8 {
+                run_node::<8>(slot, step, &arena, zeros, &input, &self.stats);
+            } else {
+                run_node::<MAX_CHANNELS>(slot, step, &arena, zeros, &input, &self.stats);
             }
         }
 
@@ -227,6 +204,53 @@ impl Engine {
                 for t in terms {
                     add_term(out, t, &arena, delays, &input);
                 }
+            }
+        }
+    }
+}
+
+/// Runs one step's node (or silences its outputs when the slot is empty or the node's channel counts
+/// disagree with the schedule): `process_checked`, bypass crossfade, meters.
+#[inline(always)]
+fn run_node<'a, const N: usize>(
+    slot: Option<&mut SlotNode>,
+    step: &Step,
+    arena: &Arena,
+    zeros: &'a [f32],
+    input: &impl Fn(usize) -> Option<&'a [f32]>,
+    stats: &EngineStats,
+) {
+    let ni = step.inputs.len().min(N);
+    let no = step.outputs.len().min(N);
+    let mut ins: [&[f32]; N] = [&[]; N];
+    for (slot, src) in ins.iter_mut().zip(&step.inputs) {
+        *slot = match *src {
+            Src::Input(c) => input(c).unwrap_or(zeros),
+            // SAFETY: in the arena, and no output of this step (see `buffers_disjoint`).
+            Src::Buf(b) => unsafe { arena.read(b) },
+            Src::Zero => zeros,
+        };
+    }
+    let mut outs: [&mut [f32]; N] = std::array::from_fn(|_| <&mut [f32]>::default());
+    for (slot, &b) in outs.iter_mut().zip(&step.outputs) {
+        // SAFETY: outputs of a step are distinct from each other and from everything the step reads
+        // (see `buffers_disjoint`), so this is the only live reference to `b`.
+        *slot = unsafe { arena.write(b) };
+    }
+    let ins = &ins[..ni];
+    let outs = &mut outs[..no];
+    match slot {
+        Some(sn) if sn.channels == (ni, no) => {
+            if !sn.node.process_checked(ins, outs) {
+                sn.meters.count_nonfinite();
+                EngineStats::bump(&stats.nonfinite_resets);
+            }
+            bypass_mix(sn, ins, outs, arena.n);
+            sn.meters.publish(&*sn.node);
+        }
+        _ => {
+            for o in outs.iter_mut() {
+                o.fill(0.0);
             }
         }
     }
