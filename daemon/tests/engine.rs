@@ -454,7 +454,7 @@ fn parameter_change_is_heard_in_the_next_block() {
     let g =
         spec(1, 1, vec![node("comp", "compressor", 1, &[(ids::RATIO, 1.0)])], vec![link(io(), n(0)), link(n(0), io())]);
     c.apply(&g).unwrap();
-    let input = vec![vec![0.25f32; 64 * 200]];
+    let input = [vec![0.25f32; 64 * 200]];
     let before = run(&mut e, &[input[0][..64 * 100].to_vec()], 1, 64);
     let level = *before[0].last().unwrap();
     c.set_param("comp", ids::MAKEUP_DB, 6.0).unwrap();

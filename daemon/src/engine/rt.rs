@@ -245,7 +245,10 @@ fn run_node<'a, const N: usize>(
                 sn.meters.count_nonfinite();
                 EngineStats::bump(&stats.nonfinite_resets);
             }
-            bypass_mix(sn, ins, outs, arena.n);
+            // The common case (no latency, not bypassed) costs two compares.
+            if !(sn.dry.is_empty() && sn.wet == 1.0 && sn.wet_target == 1.0) {
+                bypass_mix(sn, ins, outs, arena.n);
+            }
             sn.meters.publish(&*sn.node);
         }
         _ => {
