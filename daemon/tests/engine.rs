@@ -246,6 +246,15 @@ fn noise(rng: &mut Rng, channels: usize, frames: usize, amp: f32) -> Vec<Vec<f32
     (0..channels).map(|_| (0..frames).map(|_| amp * (2.0 * rng.unit() - 1.0)).collect()).collect()
 }
 
+/// A limiter's latency with lookahead `ms` (which takes effect at a reset).
+fn limiter_latency(ms: f32) -> usize {
+    let mut l = registry::create("limiter", Shape { channels: 1, bands: 0 }).unwrap();
+    l.prepare(48_000.0, 64);
+    l.set_param(ballast_dsp::limiter::LOOKAHEAD_MS, ms).unwrap();
+    l.reset();
+    l.latency_samples()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Compiler and routing
 
@@ -376,13 +385,8 @@ fn latency_compensation_aligns_an_impulse() {
         vec![link(io(), n(0)), link(n(0), io()), link(io(), io())],
     );
     let rep = c.apply(&g).unwrap();
-    let lim_latency = {
-        let mut l = registry::create("limiter", Shape { channels: 2, bands: 0 }).unwrap();
-        l.prepare(48_000.0, 64);
-        l.set_param(ballast_dsp::limiter::LOOKAHEAD_MS, 3.0).unwrap();
-        l.latency_samples()
-    };
-    assert!(lim_latency > 0, "a 3 ms lookahead delays the signal");
+    let lim_latency = limiter_latency(3.0);
+    assert!(lim_latency >= 144, "a 3 ms lookahead at 48 kHz delays by at least 144 samples: {lim_latency}");
     assert_eq!(rep.latency_samples, lim_latency);
     assert_eq!(c.latency_samples(), lim_latency);
     let at = 10;
@@ -735,6 +739,32 @@ fn engine_runs_on_its_own_thread_while_the_control_side_edits() {
     assert!(blocks > 0 && stats.blocks == blocks);
     assert_eq!(stats.leaked, 0);
     assert!(stats.reclaimed > 0, "{stats:?}");
+}
+
+#[test]
+fn bypassed_dry_path_follows_a_latency_change() {
+    use ballast_dsp::limiter::LOOKAHEAD_MS;
+    let (l1, l2) = (limiter_latency(1.0), limiter_latency(4.0));
+    assert_ne!(l1, l2);
+    let (mut c, mut e, mut r) = make(64, 64);
+    let g =
+        spec(1, 1, vec![node("lim", "limiter", 1, &[(LOOKAHEAD_MS, 1.0)])], vec![link(io(), n(0)), link(n(0), io())]);
+    assert_eq!(c.apply(&g).unwrap().latency_samples, l1);
+    c.bypass("lim", true).unwrap();
+    let input: Vec<f32> = (0..8192).map(|i| 0.9 * (i as f32 * 0.05).sin()).collect();
+    let first = run(&mut e, &[input[..4096].to_vec()], 1, 64);
+    for t in 1024..4096 {
+        assert_eq!(first[0][t], input[t - l1], "bypassed: the input delayed by the lookahead, t {t}");
+    }
+    c.set_param("lim", LOOKAHEAD_MS, 4.0).unwrap();
+    assert_eq!(c.latency_samples(), l2);
+    let second = run(&mut e, &[input[4096..].to_vec()], 1, 64);
+    for t in 1024..4096 {
+        assert_eq!(second[0][t], input[4096 + t - l2], "after the change: the new lookahead, t {t}");
+    }
+    // Old schedule and old dry path both went to the reclaimer (plus the first, empty-graph swap's
+    // nothing: the engine started without a schedule).
+    assert_eq!(r.collect(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------

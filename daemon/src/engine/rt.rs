@@ -154,6 +154,20 @@ impl Engine {
                     Some(Some(n)) => n.wet_target = if on { 0.0 } else { 1.0 },
                     _ => EngineStats::bump(&self.stats.stale_commands),
                 },
+                Command::ResetNode { slot } => match self.slots.get_mut(slot) {
+                    Some(Some(n)) => n.node.reset(),
+                    _ => EngineStats::bump(&self.stats.stale_commands),
+                },
+                Command::SetDryPath { slot, lines } => match self.slots.get_mut(slot) {
+                    Some(Some(n)) => {
+                        let old = std::mem::replace(&mut n.dry, lines);
+                        self.retire(Retired::DryPath(old));
+                    }
+                    _ => {
+                        EngineStats::bump(&self.stats.stale_commands);
+                        self.retire(Retired::DryPath(lines));
+                    }
+                },
             }
         }
     }
