@@ -425,6 +425,39 @@ fn latency_compensation_aligns_an_impulse() {
 }
 
 #[test]
+fn paths_meeting_at_a_node_input_are_aligned() {
+    // in → split → {d7 (×1, 7 samples), g (×1)} → sum → out: the short path into `sum` is delayed by 7,
+    // and the mono `tap` reading `g` directly into the output is aligned to the total as well.
+    let (mut c, mut e, _r) = make(64, 64);
+    let g = spec(
+        1,
+        2,
+        vec![
+            node("split", "test_gain", 1, &[]),
+            node("d7", "test_delay7", 1, &[]),
+            node("g", "test_gain", 1, &[]),
+            node("sum", "test_gain", 1, &[]),
+        ],
+        vec![
+            link(io(), n(0)),
+            link(n(0), n(1)),
+            link(n(0), n(2)),
+            link(n(1), n(3)),
+            link(n(2), n(3)),
+            link(n(3), io_ch(0)),
+            link(n(2), Endpoint::Io { channel: Some(1) }),
+        ],
+    );
+    assert_eq!(c.apply(&g).unwrap().latency_samples, 7);
+    let mut input = vec![vec![0.0f32; 128]];
+    input[0][5] = 1.0;
+    let out = run(&mut e, &input, 2, 64);
+    let hits = |ch: usize| (0..128).filter(|&t| out[ch][t] != 0.0).map(|t| (t, out[ch][t])).collect::<Vec<_>>();
+    assert_eq!(hits(0), [(12, 2.0)], "both paths arrive together at the sum");
+    assert_eq!(hits(1), [(12, 1.0)], "the tap is aligned to the output latency");
+}
+
+#[test]
 fn compensation_delays_survive_unrelated_edits() {
     // in → d7 → out plus in → out: the wire gets a 7-sample delay. Adding an unrelated node mid-run must
     // not restart that delay (its contents migrate), so the output equals a run without the edit.
