@@ -181,9 +181,10 @@ impl Engine {
             return;
         };
         let n = n.min(sched.max_block);
-        let stride = sched.max_block;
+        let (stride, offset) = (sched.stride, sched.arena_offset);
         let Schedule { steps, out_terms, arena, delays, .. } = sched;
-        let arena = Arena { base: arena.as_mut_ptr(), stride, n };
+        // SAFETY: `offset < 16` and the arena holds 16 + buffer_count × stride samples.
+        let arena = Arena { base: unsafe { arena.as_mut_ptr().add(offset) }, stride, n };
         let zeros = &self.zeros[..n];
         let input = |c: usize| inputs.get(c).map(|s| &s[start..start + n]);
 
@@ -288,7 +289,8 @@ impl Arena {
     /// `b` is a buffer of the schedule and no `write` of `b` is live.
     #[inline]
     unsafe fn read<'a>(&self, b: usize) -> &'a [f32] {
-        // SAFETY: `b * stride + n` is within the arena (caller: `b < buffer_count`, `n <= stride`).
+        // SAFETY: `offset + b * stride + n` is within the arena (caller: `b < buffer_count`;
+        // `n <= max_block <= stride`; see `buffers_disjoint`).
         unsafe { std::slice::from_raw_parts(self.base.add(b * self.stride), self.n) }
     }
 

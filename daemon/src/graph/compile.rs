@@ -24,6 +24,9 @@ use crate::engine::delay::DelayLine;
 /// the stack at this size.
 pub const MAX_CHANNELS: usize = 16;
 
+/// f32 samples per 64-byte cache line.
+const LINE_SAMPLES: usize = 16;
+
 /// What the compiler needs to know of one spec node (`infos[i]` describes `spec.nodes[i]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -136,9 +139,13 @@ pub struct Schedule {
     pub(crate) steps: Vec<Step>,
     /// Per output-bus channel, the sum that feeds it.
     pub(crate) out_terms: Vec<Vec<Term>>,
-    /// Every audio buffer, `buffer_count` runs of `max_block` samples; buffer `b` starts at
-    /// `b * max_block`. The RT side hands out disjoint slices of it (see [`Schedule::buffers_disjoint`]).
+    /// Every audio buffer, `buffer_count` runs of `stride` samples; buffer `b` starts at
+    /// `arena_offset + b * stride` (cache-line aligned, so SIMD nodes never split a load across lines). The RT side hands out disjoint slices of it (see [`Schedule::buffers_disjoint`]).
     pub(crate) arena: Vec<f32>,
+    /// Samples from the arena's start to buffer 0, chosen so every buffer starts on a 64-byte line.
+    pub(crate) arena_offset: usize,
+    /// Samples between buffer starts: `max_block` rounded up to whole cache lines.
+    pub(crate) stride: usize,
     pub(crate) buffer_count: usize,
     pub(crate) delays: Vec<DelayLine>,
     pub(crate) delay_keys: Vec<DelayKey>,
@@ -209,7 +216,7 @@ impl Schedule {
     /// holds exactly `buffer_count × max_block` samples.
     pub(crate) fn buffers_disjoint(&self) -> bool {
         let nb = self.buffer_count;
-        if self.arena.len() != nb * self.max_block {
+        if self.stride < self.max_block || self.arena.len() < self.arena_offset + nb * self.stride {
             return false;
         }
         let src_ok = |s: &Src| match s {
@@ -485,10 +492,13 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
     }
 
     let node_latency = (0..n).map(|i| (infos[i].slot, out_latency[i])).collect();
-    let schedule = Schedule {
+    let stride = max_block.div_ceil(LINE_SAMPLES) * LINE_SAMPLES;
+    let mut schedule = Schedule {
         steps,
         out_terms,
-        arena: vec![0.0; buffers.count * max_block],
+        arena: vec![0.0; LINE_SAMPLES + buffers.count * stride],
+        arena_offset: 0,
+        stride,
         buffer_count: buffers.count,
         delays,
         delay_keys,
@@ -498,6 +508,8 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
         latency_samples: total_latency,
         node_latency,
     };
+    // f32 is 4-byte aligned, so some offset below one line lands on a 64-byte boundary.
+    schedule.arena_offset = schedule.arena.as_ptr().align_offset(64).min(LINE_SAMPLES - 1);
     if !schedule.buffers_disjoint() {
         return Err(CompileError::Internal("buffer aliasing".into()));
     }
