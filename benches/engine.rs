@@ -94,6 +94,8 @@ fn bench(c: &mut Criterion) {
                     for (id, v) in params(kind) {
                         n.set_param(id, v).unwrap();
                     }
+                    // As the engine's control side does: parameters that act at reset are in effect.
+                    n.reset();
                     n
                 })
                 .collect();
@@ -174,6 +176,8 @@ fn paired() {
                     for (id, v) in params(kind) {
                         n.set_param(id, v).unwrap();
                     }
+                    // As the engine's control side does: parameters that act at reset are in effect.
+                    n.reset();
                     n
                 })
                 .collect();

@@ -1,8 +1,9 @@
 //! What travels between the control side and the RT side.
 
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use ballast_dsp::{ParamId, Processor};
+use ballast_dsp::{KindDescriptor, ParamId, Processor};
 
 use super::delay::DelayLine;
 use super::meters::NodeMeters;
@@ -14,6 +15,11 @@ use crate::graph::Schedule;
 pub struct SlotNode {
     pub(crate) node: Box<dyn Processor>,
     pub(crate) meters: Arc<NodeMeters>,
+    /// The meter cells (shared with `meters`), the kind's descriptor and the band count, held here so
+    /// publishing after each block follows no further pointers.
+    pub(crate) cells: Arc<[AtomicU32]>,
+    pub(crate) descriptor: &'static KindDescriptor,
+    pub(crate) bands: usize,
     /// `node.channels()`, fixed for a node's life (its shape), read once here.
     pub(crate) channels: (usize, usize),
     /// One delay per input channel when the node has latency; empty otherwise (the dry path is then
@@ -32,7 +38,19 @@ impl SlotNode {
         let channels = node.channels();
         let inputs = channels.0;
         let dry = dry_lines(inputs, latency);
-        Self { node, meters, channels, dry, wet: 1.0, wet_target: 1.0, wet_step: 1.0 / crossfade_samples.max(1) as f32 }
+        let (cells, descriptor, bands) = (meters.cells(), node.descriptor(), meters.bands());
+        Self {
+            node,
+            meters,
+            cells,
+            descriptor,
+            bands,
+            channels,
+            dry,
+            wet: 1.0,
+            wet_target: 1.0,
+            wet_step: 1.0 / crossfade_samples.max(1) as f32,
+        }
     }
 
     /// The processor.

@@ -10,7 +10,7 @@ use ballast_dsp::DenormalGuard;
 
 use super::command::{Command, Retired, SlotNode};
 use super::delay::DelayLine;
-use super::meters::EngineStats;
+use super::meters::{publish, EngineStats};
 use crate::graph::compile::{Src, Step, Term, MAX_CHANNELS};
 use crate::graph::Schedule;
 
@@ -264,7 +264,9 @@ fn run_node<'a, const N: usize>(
             if !(sn.dry.is_empty() && sn.wet == 1.0 && sn.wet_target == 1.0) {
                 bypass_mix(sn, ins, outs, arena.n);
             }
-            sn.meters.publish(&*sn.node);
+            if !sn.descriptor.meters.is_empty() {
+                publish(&sn.cells, sn.descriptor, sn.bands, &*sn.node);
+            }
         }
         _ => {
             for o in outs.iter_mut() {
