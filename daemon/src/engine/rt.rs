@@ -11,7 +11,7 @@ use ballast_dsp::DenormalGuard;
 use super::command::{Command, Retired, SlotNode};
 use super::delay::DelayLine;
 use super::meters::{publish, EngineStats};
-use crate::graph::compile::{Src, Step, Term, MAX_CHANNELS};
+use crate::graph::compile::{Src, Term, MAX_CHANNELS};
 use crate::graph::Schedule;
 
 /// The RT half of the engine. Move it to the audio thread and call [`Engine::process`] once per block.
@@ -182,14 +182,18 @@ impl Engine {
         };
         let n = n.min(sched.max_block);
         let (stride, offset) = (sched.stride, sched.arena_offset);
-        let Schedule { steps, out_terms, arena, delays, .. } = sched;
+        let Schedule { steps, gathers, srcs, outs, out_terms, arena, delays, .. } = sched;
         // SAFETY: `offset < 16` and the arena holds 16 + buffer_count × stride samples.
         let arena = Arena { base: unsafe { arena.as_mut_ptr().add(offset) }, stride, n };
         let zeros = &self.zeros[..n];
         let input = |c: usize| inputs.get(c).map(|s| &s[start..start + n]);
 
         for step in steps.iter() {
-            for g in &step.gathers {
+            // Ranges checked by `buffers_disjoint` when the schedule was compiled.
+            let step_gathers = &gathers[step.gathers.0..step.gathers.1];
+            let step_inputs = &srcs[step.inputs.0..step.inputs.1];
+            let step_outputs = &outs[step.outputs.0..step.outputs.1];
+            for g in step_gathers {
                 // SAFETY: `buffers_disjoint` (checked when the schedule was compiled; the schedule is
                 // immutable since) guarantees `g.dst` is in the arena and read by none of its terms.
                 let d = unsafe { arena.write(g.dst) };
@@ -202,13 +206,14 @@ impl Engine {
             let slot = self.slots.get_mut(step.slot).and_then(|s| s.as_deref_mut());
             // Channel tables live on the stack; size them to the step so mono/stereo nodes do not pay
             // for initialising sixteen entries.
-            let width = step.inputs.len().max(step.outputs.len());
+            let width = step_inputs.len().max(step_outputs.len());
+            let io = (step_inputs, step_outputs);
             if width <= 2 {
-                run_node::<2>(slot, step, &arena, zeros, &input, &self.stats);
+                run_node::<2>(slot, io, &arena, zeros, &input, &self.stats);
             } else if width <= 8 {
-                run_node::<8>(slot, step, &arena, zeros, &input, &self.stats);
+                run_node::<8>(slot, io, &arena, zeros, &input, &self.stats);
             } else {
-                run_node::<MAX_CHANNELS>(slot, step, &arena, zeros, &input, &self.stats);
+                run_node::<MAX_CHANNELS>(slot, io, &arena, zeros, &input, &self.stats);
             }
         }
 
@@ -229,16 +234,16 @@ impl Engine {
 #[inline(always)]
 fn run_node<'a, const N: usize>(
     slot: Option<&mut SlotNode>,
-    step: &Step,
+    (step_inputs, step_outputs): (&[Src], &[usize]),
     arena: &Arena,
     zeros: &'a [f32],
     input: &impl Fn(usize) -> Option<&'a [f32]>,
     stats: &EngineStats,
 ) {
-    let ni = step.inputs.len().min(N);
-    let no = step.outputs.len().min(N);
+    let ni = step_inputs.len().min(N);
+    let no = step_outputs.len().min(N);
     let mut ins: [&[f32]; N] = [&[]; N];
-    for (slot, src) in ins.iter_mut().zip(&step.inputs) {
+    for (slot, src) in ins.iter_mut().zip(step_inputs) {
         *slot = match *src {
             Src::Input(c) => input(c).unwrap_or(zeros),
             // SAFETY: in the arena, and no output of this step (see `buffers_disjoint`).
@@ -247,7 +252,7 @@ fn run_node<'a, const N: usize>(
         };
     }
     let mut outs: [&mut [f32]; N] = std::array::from_fn(|_| <&mut [f32]>::default());
-    for (slot, &b) in outs.iter_mut().zip(&step.outputs) {
+    for (slot, &b) in outs.iter_mut().zip(step_outputs) {
         // SAFETY: outputs of a step are distinct from each other and from everything the step reads
         // (see `buffers_disjoint`), so this is the only live reference to `b`.
         *slot = unsafe { arena.write(b) };
