@@ -3,4 +3,5 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod config;
+pub mod engine;
 pub mod graph;

@@ -1,5 +1,8 @@
-//! Graphs: the validated description ([`spec`]) shared by the config and the engine.
+//! Graphs: the validated description ([`spec`]) shared by the config and the engine, and the compiler
+//! ([`compile`]) that turns one into a schedule the engine runs.
 
+pub mod compile;
 pub mod spec;
 
+pub use compile::{compile, CompileError, NodeInfo, Schedule};
 pub use spec::{channel_map, ChannelMap, Endpoint, GraphSpec, Link, NodeSpec};

@@ -1,0 +1,72 @@
+//! What travels between the control side and the RT side.
+
+use std::sync::Arc;
+
+use ballast_dsp::{ParamId, Processor};
+
+use super::delay::DelayLine;
+use super::meters::NodeMeters;
+use crate::graph::Schedule;
+
+/// A node as the RT side holds it in a slot: the processor, its meter cells, and what bypass needs
+/// (a dry path delayed by the node's latency, so bypass keeps timing). Built and prepared off the RT
+/// thread.
+pub struct SlotNode {
+    pub(crate) node: Box<dyn Processor>,
+    pub(crate) meters: Arc<NodeMeters>,
+    /// `node.channels()`, fixed for a node's life (its shape), read once here.
+    pub(crate) channels: (usize, usize),
+    /// One delay per input channel when the node has latency; empty otherwise (the dry path is then
+    /// the input itself).
+    pub(crate) dry: Vec<DelayLine>,
+    /// Wet gain now and where it is heading (1 = processed, 0 = bypassed), and the step per sample.
+    pub(crate) wet: f32,
+    pub(crate) wet_target: f32,
+    pub(crate) wet_step: f32,
+}
+
+impl SlotNode {
+    /// Wraps a prepared node. `crossfade_samples` is the bypass crossfade length.
+    pub fn new(node: Box<dyn Processor>, meters: Arc<NodeMeters>, crossfade_samples: usize) -> Self {
+        let latency = node.latency_samples();
+        let channels = node.channels();
+        let inputs = channels.0;
+        let dry = if latency > 0 { (0..inputs).map(|_| DelayLine::new(latency)).collect() } else { Vec::new() };
+        Self { node, meters, channels, dry, wet: 1.0, wet_target: 1.0, wet_step: 1.0 / crossfade_samples.max(1) as f32 }
+    }
+
+    /// The processor.
+    pub fn node(&self) -> &dyn Processor {
+        &*self.node
+    }
+}
+
+impl std::fmt::Debug for SlotNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotNode").field("kind", &self.node.descriptor().kind).field("wet", &self.wet).finish()
+    }
+}
+
+/// A command to the RT side. Small and moved, never cloned: anything heap-allocated it carries was
+/// allocated by the control side, and whatever it displaces goes back on the return ring.
+#[derive(Debug)]
+pub enum Command {
+    /// Sets parameter `id` (in the descriptor's unit) of the node in `slot`; the node smooths it.
+    SetParam { slot: usize, id: ParamId, value: f32 },
+    /// Puts a prepared node into `slot` (a node already there is retired).
+    InsertNode { slot: usize, node: Box<SlotNode> },
+    /// Takes the node out of `slot` and retires it.
+    RemoveNode { slot: usize },
+    /// Runs this schedule from now on; the old one is retired.
+    SwapSchedule(Box<Schedule>),
+    /// Crossfades the node in `slot` to its dry input (`on`) or back; the node keeps running and the
+    /// dry path is delayed by its latency, so timing never jumps.
+    Bypass { slot: usize, on: bool },
+}
+
+/// Something the RT side no longer needs, on its way to the reclaimer.
+#[derive(Debug)]
+pub enum Retired {
+    Node(Box<SlotNode>),
+    Schedule(Box<Schedule>),
+}

@@ -1,0 +1,153 @@
+//! Meters and counters the RT side publishes and any other thread reads, lock-free, at its own pace.
+//! Values are `f32` bits in `AtomicU32` cells (relaxed: each cell is a self-contained reading).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use ballast_dsp::{KindDescriptor, Processor};
+
+/// One node's meters: a cell per meter of its descriptor (per band for per-band meters), plus the count
+/// of times the engine reset it for non-finite output.
+#[derive(Debug)]
+pub struct NodeMeters {
+    descriptor: &'static KindDescriptor,
+    bands: usize,
+    /// `offsets[m]` is the first cell of meter `m`.
+    offsets: Vec<usize>,
+    cells: Vec<AtomicU32>,
+    nonfinite_resets: AtomicU64,
+}
+
+impl NodeMeters {
+    /// Cells for `descriptor`'s meters; per-band meters get `bands` cells (at least one). Every cell
+    /// reads NaN until the node has run.
+    pub fn new(descriptor: &'static KindDescriptor, bands: usize) -> Self {
+        let bands = bands.max(1);
+        let mut offsets = Vec::with_capacity(descriptor.meters.len());
+        let mut total = 0;
+        for m in descriptor.meters {
+            offsets.push(total);
+            total += if m.per_band { bands } else { 1 };
+        }
+        let cells = (0..total).map(|_| AtomicU32::new(f32::NAN.to_bits())).collect();
+        Self { descriptor, bands, offsets, cells, nonfinite_resets: AtomicU64::new(0) }
+    }
+
+    /// The node kind's descriptor (meter keys, names, units).
+    pub fn descriptor(&self) -> &'static KindDescriptor {
+        self.descriptor
+    }
+
+    /// The latest value of meter `index` (band `band` for per-band meters; ignored otherwise).
+    pub fn get(&self, index: usize, band: usize) -> Option<f32> {
+        let m = self.descriptor.meters.get(index)?;
+        let cell = if m.per_band {
+            if band >= self.bands {
+                return None;
+            }
+            self.offsets[index] + band
+        } else {
+            self.offsets[index]
+        };
+        Some(f32::from_bits(self.cells[cell].load(Ordering::Relaxed)))
+    }
+
+    /// The latest value of the meter with config key `key` (band 0 for per-band meters).
+    pub fn by_key(&self, key: &str, band: usize) -> Option<f32> {
+        let index = self.descriptor.meters.iter().position(|m| m.key == key)?;
+        self.get(index, band)
+    }
+
+    /// How many times the engine reset this node because its output was NaN or infinite.
+    pub fn nonfinite_resets(&self) -> u64 {
+        self.nonfinite_resets.load(Ordering::Relaxed)
+    }
+
+    /// RT side: copies the node's meters into the cells.
+    #[inline]
+    pub(crate) fn publish(&self, node: &dyn Processor) {
+        for (index, m) in self.descriptor.meters.iter().enumerate() {
+            let base = self.offsets[index];
+            let n = if m.per_band { self.bands } else { 1 };
+            for band in 0..n {
+                self.cells[base + band].store(node.meter(index, band).to_bits(), Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub(crate) fn count_nonfinite(&self) {
+        self.nonfinite_resets.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Engine-wide counters.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    pub(crate) blocks: AtomicU64,
+    pub(crate) commands: AtomicU64,
+    pub(crate) ring_full: AtomicU64,
+    pub(crate) return_full: AtomicU64,
+    pub(crate) nonfinite_resets: AtomicU64,
+    pub(crate) output_sanitized: AtomicU64,
+    pub(crate) param_refused: AtomicU64,
+    pub(crate) stale_commands: AtomicU64,
+    pub(crate) leaked: AtomicU64,
+    pub(crate) xruns: AtomicU64,
+    pub(crate) reclaimed: AtomicU64,
+}
+
+/// A copy of [`EngineStats`] at one moment.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// `Engine::process` calls.
+    pub blocks: u64,
+    /// Commands the RT side applied.
+    pub commands: u64,
+    /// Sends refused because the command ring was full (the command went back to the caller).
+    pub ring_full: u64,
+    /// Blocks in which the RT side left commands queued because the return ring had no room for what
+    /// they would retire (they run next block; nothing is dropped on the RT thread).
+    pub return_full: u64,
+    /// Node resets for NaN/Inf output, all nodes together.
+    pub nonfinite_resets: u64,
+    /// Blocks whose output bus needed NaN/Inf replaced (a non-finite input wired straight out).
+    pub output_sanitized: u64,
+    /// `SetParam` commands the node refused (out of range, unknown id).
+    pub param_refused: u64,
+    /// Commands naming an empty slot or a slot out of range.
+    pub stale_commands: u64,
+    /// Retired objects the RT side could not return and leaked rather than free (should stay 0).
+    pub leaked: u64,
+    /// Missed deadlines reported by a backend.
+    pub xruns: u64,
+    /// Objects the reclaimer dropped.
+    pub reclaimed: u64,
+}
+
+impl EngineStats {
+    /// Reads every counter.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            blocks: r(&self.blocks),
+            commands: r(&self.commands),
+            ring_full: r(&self.ring_full),
+            return_full: r(&self.return_full),
+            nonfinite_resets: r(&self.nonfinite_resets),
+            output_sanitized: r(&self.output_sanitized),
+            param_refused: r(&self.param_refused),
+            stale_commands: r(&self.stale_commands),
+            leaked: r(&self.leaked),
+            xruns: r(&self.xruns),
+            reclaimed: r(&self.reclaimed),
+        }
+    }
+
+    /// A backend reports a missed deadline.
+    pub fn count_xrun(&self) {
+        self.xruns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
