@@ -122,6 +122,9 @@ impl WavWriter {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        if dir.exists() && !dir.is_dir() {
+            return Err(OutputError(format!("{} is not a directory", dir.display())));
+        }
         if !dir.is_dir() {
             return Err(OutputError(format!("the directory {} does not exist", dir.display())));
         }

@@ -52,7 +52,7 @@ impl Offline {
         let block = block.max(1);
         let (mut controller, mut engine, reclaimer) = engine::new(EngineConfig {
             sample_rate,
-            max_block: std::env::var("MB").ok().and_then(|v| v.parse().ok()).unwrap_or(block),
+            max_block: block,
             slots: graph.nodes.len() + 8,
             ring_capacity: 2 * graph.nodes.len() + 16,
             ..EngineConfig::default()
