@@ -49,7 +49,7 @@ fn bench(c: &mut Criterion) {
     let input = programme(CHUNK);
     let mut offline = Offline::new(&cfg.graph, RATE as f64, BLOCK, false).expect("broadcast graph compiles");
     let mut out = [vec![0.0f32; CHUNK], vec![0.0f32; CHUNK]];
-    let mut run = |offline: &mut Offline, out: &mut [Vec<f32>; 2]| {
+    let run = |offline: &mut Offline, out: &mut [Vec<f32>; 2]| {
         let mut at = 0;
         let mut sink = |block: &[&[f32]]| -> Result<(), ()> {
             let n = block[0].len().min(CHUNK - at);
