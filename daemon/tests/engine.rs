@@ -246,6 +246,15 @@ fn noise(rng: &mut Rng, channels: usize, frames: usize, amp: f32) -> Vec<Vec<f32
     (0..channels).map(|_| (0..frames).map(|_| amp * (2.0 * rng.unit() - 1.0)).collect()).collect()
 }
 
+/// A limiter's latency with lookahead `ms` (which takes effect at a reset).
+fn limiter_latency(ms: f32) -> usize {
+    let mut l = registry::create("limiter", Shape { channels: 1, bands: 0 }).unwrap();
+    l.prepare(48_000.0, 64);
+    l.set_param(ballast_dsp::limiter::LOOKAHEAD_MS, ms).unwrap();
+    l.reset();
+    l.latency_samples()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Compiler and routing
 
@@ -376,13 +385,8 @@ fn latency_compensation_aligns_an_impulse() {
         vec![link(io(), n(0)), link(n(0), io()), link(io(), io())],
     );
     let rep = c.apply(&g).unwrap();
-    let lim_latency = {
-        let mut l = registry::create("limiter", Shape { channels: 2, bands: 0 }).unwrap();
-        l.prepare(48_000.0, 64);
-        l.set_param(ballast_dsp::limiter::LOOKAHEAD_MS, 3.0).unwrap();
-        l.latency_samples()
-    };
-    assert!(lim_latency > 0, "a 3 ms lookahead delays the signal");
+    let lim_latency = limiter_latency(3.0);
+    assert!(lim_latency >= 144, "a 3 ms lookahead at 48 kHz delays by at least 144 samples: {lim_latency}");
     assert_eq!(rep.latency_samples, lim_latency);
     assert_eq!(c.latency_samples(), lim_latency);
     let at = 10;
@@ -421,6 +425,39 @@ fn latency_compensation_aligns_an_impulse() {
 }
 
 #[test]
+fn paths_meeting_at_a_node_input_are_aligned() {
+    // in → split → {d7 (×1, 7 samples), g (×1)} → sum → out: the short path into `sum` is delayed by 7,
+    // and the mono `tap` reading `g` directly into the output is aligned to the total as well.
+    let (mut c, mut e, _r) = make(64, 64);
+    let g = spec(
+        1,
+        2,
+        vec![
+            node("split", "test_gain", 1, &[]),
+            node("d7", "test_delay7", 1, &[]),
+            node("g", "test_gain", 1, &[]),
+            node("sum", "test_gain", 1, &[]),
+        ],
+        vec![
+            link(io(), n(0)),
+            link(n(0), n(1)),
+            link(n(0), n(2)),
+            link(n(1), n(3)),
+            link(n(2), n(3)),
+            link(n(3), io_ch(0)),
+            link(n(2), Endpoint::Io { channel: Some(1) }),
+        ],
+    );
+    assert_eq!(c.apply(&g).unwrap().latency_samples, 7);
+    let mut input = vec![vec![0.0f32; 128]];
+    input[0][5] = 1.0;
+    let out = run(&mut e, &input, 2, 64);
+    let hits = |ch: usize| (0..128).filter(|&t| out[ch][t] != 0.0).map(|t| (t, out[ch][t])).collect::<Vec<_>>();
+    assert_eq!(hits(0), [(12, 2.0)], "both paths arrive together at the sum");
+    assert_eq!(hits(1), [(12, 1.0)], "the tap is aligned to the output latency");
+}
+
+#[test]
 fn compensation_delays_survive_unrelated_edits() {
     // in → d7 → out plus in → out: the wire gets a 7-sample delay. Adding an unrelated node mid-run must
     // not restart that delay (its contents migrate), so the output equals a run without the edit.
@@ -454,7 +491,7 @@ fn parameter_change_is_heard_in_the_next_block() {
     let g =
         spec(1, 1, vec![node("comp", "compressor", 1, &[(ids::RATIO, 1.0)])], vec![link(io(), n(0)), link(n(0), io())]);
     c.apply(&g).unwrap();
-    let input = vec![vec![0.25f32; 64 * 200]];
+    let input = [vec![0.25f32; 64 * 200]];
     let before = run(&mut e, &[input[0][..64 * 100].to_vec()], 1, 64);
     let level = *before[0].last().unwrap();
     c.set_param("comp", ids::MAKEUP_DB, 6.0).unwrap();
@@ -640,6 +677,129 @@ fn allocation_guard_is_live() {
     reset_violation_count();
 }
 
+#[test]
+fn output_is_identical_for_every_block_size() {
+    // A broadcast-like chain with a parallel dry path (latency compensated) and a mono tap: the output
+    // must not depend on how the signal is cut into blocks (1 sample, odd sizes, longer than max_block).
+    use ballast_dsp::limiter;
+    let g = GraphSpec {
+        inputs: vec!["l".into(), "r".into()],
+        outputs: vec!["l".into(), "r".into(), "mono".into()],
+        nodes: vec![
+            NodeSpec {
+                name: "mbc".into(),
+                kind: "multiband".into(),
+                shape: Shape { channels: 2, bands: 4 },
+                params: vec![],
+            },
+            node("level", "loudness", 2, &[]),
+            node("lim", "limiter", 2, &[(limiter::LOOKAHEAD_MS, 1.5)]),
+            node("tap", "test_gain", 1, &[(GAIN, 0.5)]),
+        ],
+        links: vec![
+            link(io(), n(0)),
+            link(n(0), n(1)),
+            link(n(1), n(2)),
+            link(n(2), Endpoint::Io { channel: Some(0) }),
+            link(Endpoint::Node { node: 2, channel: Some(1) }, Endpoint::Io { channel: Some(1) }),
+            link(io(), n(3)),
+            link(n(3), Endpoint::Io { channel: Some(2) }),
+            link(Endpoint::Io { channel: Some(0) }, Endpoint::Io { channel: Some(2) }),
+        ],
+    };
+    let mut rng = Rng(99);
+    let input = noise(&mut rng, 2, 6000, 0.7);
+    let mut reference: Option<Vec<Vec<f32>>> = None;
+    for block in [1usize, 7, 64, 256, 1000, 6000] {
+        let (mut c, mut e, _r) = make(256, 64);
+        let rep = c.apply(&g).unwrap();
+        assert!(rep.latency_samples > 0);
+        let out = run(&mut e, &input, 3, block);
+        assert!(out.iter().flatten().all(|x| x.is_finite()));
+        match &reference {
+            None => reference = Some(out),
+            Some(r) => assert!(out == *r, "block size {block} changes the output"),
+        }
+    }
+}
+
+#[test]
+fn engine_runs_on_its_own_thread_while_the_control_side_edits() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Engine>();
+    assert_send::<Controller>();
+    assert_send::<Reclaimer>();
+    let (mut c, mut e, r) = make(128, 64);
+    let reclaim = r.spawn(std::time::Duration::from_millis(1)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let rt = std::thread::spawn(move || {
+        let input = [0.25f32; 128];
+        let mut out = [[0.0f32; 128]; 2];
+        let mut violations = 0;
+        let mut blocks = 0u64;
+        while !stop2.load(Ordering::Acquire) {
+            reset_violation_count();
+            let (o0, o1) = out.split_at_mut(1);
+            assert_no_alloc(|| e.process(&[&input, &input], &mut [&mut o0[0], &mut o1[0]]));
+            violations += violation_count();
+            assert!(out.iter().flatten().all(|x| x.is_finite()));
+            blocks += 1;
+            std::thread::yield_now();
+        }
+        (violations, blocks)
+    });
+    let mut rng = Rng(5);
+    let kinds = ["compressor", "limiter", "loudness_meter", "test_gain"];
+    for i in 0..300 {
+        let count = 1 + rng.below(6);
+        let nodes: Vec<NodeSpec> =
+            (0..count).map(|k| node(&format!("n{k}"), kinds[(k + i / 7) % kinds.len()], 2, &[])).collect();
+        let mut links = vec![link(io(), n(0)), link(n(count - 1), io())];
+        links.extend((1..count).map(|k| link(n(k - 1), n(k))));
+        match c.apply(&spec(2, 2, nodes, links)) {
+            Ok(_) | Err(EngineError::RingFull { .. }) => {}
+            Err(err) => panic!("{err}"),
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    stop.store(true, Ordering::Release);
+    let (violations, blocks) = rt.join().unwrap();
+    drop(reclaim);
+    let stats = c.stats();
+    assert_eq!(violations, 0);
+    assert!(blocks > 0 && stats.blocks == blocks);
+    assert_eq!(stats.leaked, 0);
+    assert!(stats.reclaimed > 0, "{stats:?}");
+}
+
+#[test]
+fn bypassed_dry_path_follows_a_latency_change() {
+    use ballast_dsp::limiter::LOOKAHEAD_MS;
+    let (l1, l2) = (limiter_latency(1.0), limiter_latency(4.0));
+    assert_ne!(l1, l2);
+    let (mut c, mut e, mut r) = make(64, 64);
+    let g =
+        spec(1, 1, vec![node("lim", "limiter", 1, &[(LOOKAHEAD_MS, 1.0)])], vec![link(io(), n(0)), link(n(0), io())]);
+    assert_eq!(c.apply(&g).unwrap().latency_samples, l1);
+    c.bypass("lim", true).unwrap();
+    let input: Vec<f32> = (0..8192).map(|i| 0.9 * (i as f32 * 0.05).sin()).collect();
+    let first = run(&mut e, &[input[..4096].to_vec()], 1, 64);
+    for t in 1024..4096 {
+        assert_eq!(first[0][t], input[t - l1], "bypassed: the input delayed by the lookahead, t {t}");
+    }
+    c.set_param("lim", LOOKAHEAD_MS, 4.0).unwrap();
+    assert_eq!(c.latency_samples(), l2);
+    let second = run(&mut e, &[input[4096..].to_vec()], 1, 64);
+    for t in 1024..4096 {
+        assert_eq!(second[0][t], input[4096 + t - l2], "after the change: the new lookahead, t {t}");
+    }
+    // Old schedule and old dry path both went to the reclaimer (plus the first, empty-graph swap's
+    // nothing: the engine started without a schedule).
+    assert_eq!(r.collect(), 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Thousands of random edits under the allocation guard
 
@@ -670,7 +830,7 @@ fn random_value(rng: &mut Rng, p: &ParamDescriptor) -> f32 {
 }
 
 fn random_param(rng: &mut Rng, kind: &str, bands: usize) -> Option<(ParamId, f32)> {
-    let d = registry::find(kind)?.descriptor;
+    let d = if kind == "test_gain" { &GAIN_DESCRIPTOR } else { registry::find(kind)?.descriptor };
     let use_band = !d.band_params.is_empty() && (d.params.is_empty() || rng.chance(0.5));
     let (id, p) = if use_band {
         let p = &d.band_params[rng.below(d.band_params.len())];
@@ -699,6 +859,17 @@ fn build(ref_nodes: &[NodeSpec], rand: &[RandNode]) -> GraphSpec {
     GraphSpec { inputs: vec!["l".into(), "r".into()], outputs: vec!["l".into(), "r".into()], nodes, links }
 }
 
+/// Noise at 0.5 peak; one block in 50 carries a NaN and an infinity (the same in both runs).
+fn hostile_noise(rng: &mut Rng, frames: usize) -> Vec<Vec<f32>> {
+    let mut v = noise(rng, 2, frames, 0.5);
+    if rng.below(50) == 0 {
+        let t = rng.below(frames);
+        v[0][t] = f32::NAN;
+        v[1][frames - 1 - t] = f32::INFINITY;
+    }
+    v
+}
+
 /// Meter cells of the untouched nodes, as bits.
 fn ref_meters(c: &Controller) -> Vec<u32> {
     let mut v = Vec::new();
@@ -723,7 +894,10 @@ fn thousands_of_random_edits_under_the_allocation_guard() {
         ),
         node("ref_meter", "loudness_meter", 2, &[]),
     ];
-    let kinds: Vec<&'static str> = registry::kinds().iter().map(|k| k.descriptor.kind).collect();
+    // Every registry kind, plus the test gain whose `poison` parameter makes it emit NaN (so the
+    // engine's reset path runs under the guard too).
+    let mut kinds: Vec<&'static str> = registry::kinds().iter().map(|k| k.descriptor.kind).collect();
+    kinds.push("test_gain");
 
     // The reference: the untouched branch alone, same input, same block sizes.
     let mut sizes = Rng(11);
@@ -735,7 +909,7 @@ fn thousands_of_random_edits_under_the_allocation_guard() {
     let blocks = OPS / 3;
     for _ in 0..blocks {
         let frames = 1 + sizes.below(300); // sometimes longer than max_block: split inside
-        let input = noise(&mut sig, 2, frames, 0.5);
+        let input = hostile_noise(&mut sig, frames);
         let out = run(&mut re, &input, 2, frames);
         ref_out[0].extend(&out[0]);
         ref_out[1].extend(&out[1]);
@@ -762,7 +936,7 @@ fn thousands_of_random_edits_under_the_allocation_guard() {
             // Process a block (a third of the operations).
             0..=3 => {
                 let frames = 1 + sizes.below(300);
-                let input = noise(&mut sig, 2, frames, 0.5);
+                let input = hostile_noise(&mut sig, frames);
                 for ch in 0..2 {
                     in_buf[ch][..frames].copy_from_slice(&input[ch]);
                 }
@@ -785,8 +959,8 @@ fn thousands_of_random_edits_under_the_allocation_guard() {
             // Insert a random node fed by the input, an untouched node or another random node.
             4 | 5 if rand.len() < 12 => {
                 let kind = kinds[rng.below(kinds.len())];
-                let entry = registry::find(kind).unwrap();
-                let bands = entry.bands.as_ref().map_or(0, |b| b.start() + rng.below(b.end() - b.start() + 1));
+                let band_range = registry::find(kind).and_then(|e| e.bands.clone());
+                let bands = band_range.map_or(0, |b| b.start() + rng.below(b.end() - b.start() + 1));
                 let shape = Shape { channels: 1 + rng.below(2), bands };
                 let mut p = Vec::new();
                 for _ in 0..rng.below(3) {
@@ -860,6 +1034,7 @@ fn thousands_of_random_edits_under_the_allocation_guard() {
     assert!(edits + params + bypasses >= 1000, "thousands of operations: {}", edits + params + bypasses);
     assert_eq!(violations, 0, "allocations or frees on the RT side");
     assert_eq!(stats.leaked, 0);
+    assert!(stats.nonfinite_resets > 0, "poisoned test nodes were reset");
     assert_eq!(stats.stale_commands, 0);
     assert_eq!(stats.param_refused, 0);
     assert_eq!(meter_log.len(), ref_meter_log.len());

@@ -1,8 +1,9 @@
 //! What travels between the control side and the RT side.
 
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 
-use ballast_dsp::{ParamId, Processor};
+use ballast_dsp::{KindDescriptor, ParamId, Processor};
 
 use super::delay::DelayLine;
 use super::meters::NodeMeters;
@@ -14,6 +15,11 @@ use crate::graph::Schedule;
 pub struct SlotNode {
     pub(crate) node: Box<dyn Processor>,
     pub(crate) meters: Arc<NodeMeters>,
+    /// The meter cells (shared with `meters`), the kind's descriptor and the band count, held here so
+    /// publishing after each block follows no further pointers.
+    pub(crate) cells: Arc<[AtomicU32]>,
+    pub(crate) descriptor: &'static KindDescriptor,
+    pub(crate) bands: usize,
     /// `node.channels()`, fixed for a node's life (its shape), read once here.
     pub(crate) channels: (usize, usize),
     /// One delay per input channel when the node has latency; empty otherwise (the dry path is then
@@ -31,13 +37,34 @@ impl SlotNode {
         let latency = node.latency_samples();
         let channels = node.channels();
         let inputs = channels.0;
-        let dry = if latency > 0 { (0..inputs).map(|_| DelayLine::new(latency)).collect() } else { Vec::new() };
-        Self { node, meters, channels, dry, wet: 1.0, wet_target: 1.0, wet_step: 1.0 / crossfade_samples.max(1) as f32 }
+        let dry = dry_lines(inputs, latency);
+        let (cells, descriptor, bands) = (meters.cells(), node.descriptor(), meters.bands());
+        Self {
+            node,
+            meters,
+            cells,
+            descriptor,
+            bands,
+            channels,
+            dry,
+            wet: 1.0,
+            wet_target: 1.0,
+            wet_step: 1.0 / crossfade_samples.max(1) as f32,
+        }
     }
 
     /// The processor.
     pub fn node(&self) -> &dyn Processor {
         &*self.node
+    }
+}
+
+/// The dry path of a node with `inputs` channels and `latency` samples of delay (empty without latency).
+pub fn dry_lines(inputs: usize, latency: usize) -> Vec<DelayLine> {
+    if latency > 0 {
+        (0..inputs).map(|_| DelayLine::new(latency)).collect()
+    } else {
+        Vec::new()
     }
 }
 
@@ -62,6 +89,12 @@ pub enum Command {
     /// Crossfades the node in `slot` to its dry input (`on`) or back; the node keeps running and the
     /// dry path is delayed by its latency, so timing never jumps.
     Bypass { slot: usize, on: bool },
+    /// Resets the node in `slot` (some parameters, like a limiter's lookahead, take effect only at a
+    /// reset; the control side sends this after such a change, with the new dry path and schedule).
+    ResetNode { slot: usize },
+    /// Replaces the dry (bypass) path of the node in `slot` after its latency changed (see
+    /// [`dry_lines`]); the old lines are retired.
+    SetDryPath { slot: usize, lines: Vec<DelayLine> },
 }
 
 /// Something the RT side no longer needs, on its way to the reclaimer.
@@ -69,4 +102,5 @@ pub enum Command {
 pub enum Retired {
     Node(Box<SlotNode>),
     Schedule(Box<Schedule>),
+    DryPath(Vec<DelayLine>),
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ballast_dsp::registry::{self, CreateError, Shape};
 use ballast_dsp::{ParamError, ParamId, Processor};
 
-use super::command::{Command, SlotNode};
+use super::command::{dry_lines, Command, SlotNode};
 use super::meters::{EngineStats, NodeMeters, StatsSnapshot};
 use crate::graph::compile::{compile, CompileError, DelayKey, NodeInfo};
 use crate::graph::GraphSpec;
@@ -181,7 +181,8 @@ impl Controller {
         self.nodes.iter().find(|n| n.name == name).map(|n| n.slot)
     }
 
-    /// Makes and prepares a node with the given explicit parameter values.
+    /// Makes and prepares a node with the given explicit parameter values, then resets it so every
+    /// value is in effect.
     fn make_node(
         &self,
         name: &str,
@@ -194,6 +195,8 @@ impl Controller {
         for &(id, value) in params {
             node.set_param(id, value).map_err(|error| EngineError::Param { node: name.into(), error })?;
         }
+        // Some parameters (a limiter's lookahead) take effect at a reset; a fresh node starts with all.
+        node.reset();
         Ok(node)
     }
 
@@ -273,7 +276,11 @@ impl Controller {
 
         let params_sent: usize =
             planned.iter().map(|p| if let Planned::Keep { changes, .. } = p { changes.len() } else { 0 }).sum();
-        let needed = inserts + params_sent + 1 + removes;
+        let retuned = planned
+            .iter()
+            .filter(|p| matches!(p, Planned::Keep { old, latency, .. } if self.nodes[*old].latency != *latency))
+            .count();
+        let needed = inserts + params_sent + 2 * retuned + 1 + removes;
         let ring_free = self.commands.slots();
         if ring_free < needed {
             EngineStats::bump(&self.stats.ring_full);
@@ -310,6 +317,11 @@ impl Controller {
                     let mut o = old_nodes[old].take().expect("each kept node is planned once");
                     for &(id, value) in &changes {
                         pending.push(Command::SetParam { slot: o.slot, id, value });
+                    }
+                    if latency != o.latency {
+                        // The new latency takes effect at a reset (see `make_node`).
+                        pending.push(Command::ResetNode { slot: o.slot });
+                        pending.push(Command::SetDryPath { slot: o.slot, lines: dry_lines(o.inputs, latency) });
                     }
                     o.params = params;
                     o.latency = latency;
@@ -351,8 +363,9 @@ impl Controller {
     }
 
     /// Sets parameter `id` of the node named `name`. Validated here; the node smooths the change, which
-    /// is audible from the next block. If the change alters the node's latency (a lookahead), the
-    /// schedule is recompiled and swapped in the same block.
+    /// is audible from the next block. If the change alters the node's latency (a lookahead, which
+    /// takes effect at a reset), the node is reset and its dry path and the schedule are replaced, all
+    /// in the same block.
     pub fn set_param(&mut self, name: &str, id: ParamId, value: f32) -> Result<(), EngineError> {
         let idx =
             self.nodes.iter().position(|n| n.name == name).ok_or_else(|| EngineError::UnknownNode(name.into()))?;
@@ -380,13 +393,17 @@ impl Controller {
             let mut schedule = compile(&self.spec, &infos, self.max_block)?;
             schedule.plan_migration(&self.delay_keys);
             let free = self.commands.slots();
-            if free < 2 {
+            if free < 4 {
                 EngineStats::bump(&self.stats.ring_full);
-                return Err(EngineError::RingFull { needed: 2, free });
+                return Err(EngineError::RingFull { needed: 4, free });
             }
             self.delay_keys = schedule.delay_keys.clone();
             self.latency = schedule.latency_samples();
+            let lines = dry_lines(self.nodes[idx].inputs, latency);
+            // Unreachable failures: we are the only producer and checked the room above.
             let _ = self.commands.push(Command::SetParam { slot, id, value });
+            let _ = self.commands.push(Command::ResetNode { slot });
+            let _ = self.commands.push(Command::SetDryPath { slot, lines });
             let _ = self.commands.push(Command::SwapSchedule(Box::new(schedule)));
         }
         let o = &mut self.nodes[idx];

@@ -2,18 +2,18 @@
 //! Values are `f32` bits in `AtomicU32` cells (relaxed: each cell is a self-contained reading).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ballast_dsp::{KindDescriptor, Processor};
 
 /// One node's meters: a cell per meter of its descriptor (per band for per-band meters), plus the count
-/// of times the engine reset it for non-finite output.
+/// of times the engine reset it for non-finite output. The cells are one shared allocation that the RT
+/// side's slot also holds, so publishing touches a single cache line or two, not a chain of pointers.
 #[derive(Debug)]
 pub struct NodeMeters {
     descriptor: &'static KindDescriptor,
     bands: usize,
-    /// `offsets[m]` is the first cell of meter `m`.
-    offsets: Vec<usize>,
-    cells: Vec<AtomicU32>,
+    cells: Arc<[AtomicU32]>,
     nonfinite_resets: AtomicU64,
 }
 
@@ -22,14 +22,9 @@ impl NodeMeters {
     /// reads NaN until the node has run.
     pub fn new(descriptor: &'static KindDescriptor, bands: usize) -> Self {
         let bands = bands.max(1);
-        let mut offsets = Vec::with_capacity(descriptor.meters.len());
-        let mut total = 0;
-        for m in descriptor.meters {
-            offsets.push(total);
-            total += if m.per_band { bands } else { 1 };
-        }
+        let total: usize = descriptor.meters.iter().map(|m| if m.per_band { bands } else { 1 }).sum();
         let cells = (0..total).map(|_| AtomicU32::new(f32::NAN.to_bits())).collect();
-        Self { descriptor, bands, offsets, cells, nonfinite_resets: AtomicU64::new(0) }
+        Self { descriptor, bands, cells, nonfinite_resets: AtomicU64::new(0) }
     }
 
     /// The node kind's descriptor (meter keys, names, units).
@@ -40,18 +35,19 @@ impl NodeMeters {
     /// The latest value of meter `index` (band `band` for per-band meters; ignored otherwise).
     pub fn get(&self, index: usize, band: usize) -> Option<f32> {
         let m = self.descriptor.meters.get(index)?;
+        let base: usize = self.descriptor.meters[..index].iter().map(|m| if m.per_band { self.bands } else { 1 }).sum();
         let cell = if m.per_band {
             if band >= self.bands {
                 return None;
             }
-            self.offsets[index] + band
+            base + band
         } else {
-            self.offsets[index]
+            base
         };
-        Some(f32::from_bits(self.cells[cell].load(Ordering::Relaxed)))
+        Some(f32::from_bits(self.cells.get(cell)?.load(Ordering::Relaxed)))
     }
 
-    /// The latest value of the meter with config key `key` (band 0 for per-band meters).
+    /// The latest value of the meter with config key `key` (band `band` for per-band meters).
     pub fn by_key(&self, key: &str, band: usize) -> Option<f32> {
         let index = self.descriptor.meters.iter().position(|m| m.key == key)?;
         self.get(index, band)
@@ -62,20 +58,32 @@ impl NodeMeters {
         self.nonfinite_resets.load(Ordering::Relaxed)
     }
 
-    /// RT side: copies the node's meters into the cells.
-    #[inline]
-    pub(crate) fn publish(&self, node: &dyn Processor) {
-        for (index, m) in self.descriptor.meters.iter().enumerate() {
-            let base = self.offsets[index];
-            let n = if m.per_band { self.bands } else { 1 };
-            for band in 0..n {
-                self.cells[base + band].store(node.meter(index, band).to_bits(), Ordering::Relaxed);
-            }
-        }
+    /// The cells, for the RT side's slot.
+    pub(crate) fn cells(&self) -> Arc<[AtomicU32]> {
+        self.cells.clone()
+    }
+
+    pub(crate) fn bands(&self) -> usize {
+        self.bands
     }
 
     pub(crate) fn count_nonfinite(&self) {
         self.nonfinite_resets.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// RT side: copies `node`'s meters into `cells` (laid out as [`NodeMeters::new`] does).
+#[inline]
+pub(crate) fn publish(cells: &[AtomicU32], descriptor: &KindDescriptor, bands: usize, node: &dyn Processor) {
+    let mut cell = 0;
+    for (index, m) in descriptor.meters.iter().enumerate() {
+        let n = if m.per_band { bands } else { 1 };
+        for band in 0..n {
+            if let Some(c) = cells.get(cell) {
+                c.store(node.meter(index, band).to_bits(), Ordering::Relaxed);
+            }
+            cell += 1;
+        }
     }
 }
 

@@ -18,11 +18,8 @@
 //! - nodes that survive an edit stay in their slots with their state; compensation delays that exist in
 //!   both the old and the new schedule carry their contents over;
 //! - bypass crossfades (linear, [`EngineConfig::crossfade_ms`]) to the node's input delayed by its
-//!   latency, while the node keeps running, so timing never jumps.
-//!
-//! Known limit: a bypassed node's dry delay is sized for the node's latency when it was inserted; a
-//! later parameter change that alters its latency (a lookahead) leaves the dry path at the old delay
-//! until the node is replaced.
+//!   latency, while the node keeps running, so timing never jumps; when a parameter change alters a
+//!   node's latency (a lookahead), its dry path is replaced in the same block as the new schedule.
 
 pub mod command;
 pub mod control;
@@ -33,7 +30,7 @@ pub mod rt;
 
 use std::sync::Arc;
 
-pub use command::{Command, Retired, SlotNode};
+pub use command::{dry_lines, Command, Retired, SlotNode};
 pub use control::{ApplyReport, Controller, EngineError, NodeFactory};
 pub use meters::{EngineStats, NodeMeters, StatsSnapshot};
 pub use reclaim::{Reclaimer, ReclaimerThread};

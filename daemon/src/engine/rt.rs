@@ -10,8 +10,8 @@ use ballast_dsp::DenormalGuard;
 
 use super::command::{Command, Retired, SlotNode};
 use super::delay::DelayLine;
-use super::meters::EngineStats;
-use crate::graph::compile::{Src, Step, Term, MAX_CHANNELS};
+use super::meters::{publish, EngineStats};
+use crate::graph::compile::{Src, Term, MAX_CHANNELS};
 use crate::graph::Schedule;
 
 /// The RT half of the engine. Move it to the audio thread and call [`Engine::process`] once per block.
@@ -154,6 +154,20 @@ impl Engine {
                     Some(Some(n)) => n.wet_target = if on { 0.0 } else { 1.0 },
                     _ => EngineStats::bump(&self.stats.stale_commands),
                 },
+                Command::ResetNode { slot } => match self.slots.get_mut(slot) {
+                    Some(Some(n)) => n.node.reset(),
+                    _ => EngineStats::bump(&self.stats.stale_commands),
+                },
+                Command::SetDryPath { slot, lines } => match self.slots.get_mut(slot) {
+                    Some(Some(n)) => {
+                        let old = std::mem::replace(&mut n.dry, lines);
+                        self.retire(Retired::DryPath(old));
+                    }
+                    _ => {
+                        EngineStats::bump(&self.stats.stale_commands);
+                        self.retire(Retired::DryPath(lines));
+                    }
+                },
             }
         }
     }
@@ -167,14 +181,19 @@ impl Engine {
             return;
         };
         let n = n.min(sched.max_block);
-        let stride = sched.max_block;
-        let Schedule { steps, out_terms, arena, delays, .. } = sched;
-        let arena = Arena { base: arena.as_mut_ptr(), stride, n };
+        let (stride, offset) = (sched.stride, sched.arena_offset);
+        let Schedule { steps, gathers, srcs, outs, out_terms, arena, delays, .. } = sched;
+        // SAFETY: `offset < 16` and the arena holds 16 + buffer_count × stride samples.
+        let arena = Arena { base: unsafe { arena.as_mut_ptr().add(offset) }, stride, n };
         let zeros = &self.zeros[..n];
         let input = |c: usize| inputs.get(c).map(|s| &s[start..start + n]);
 
         for step in steps.iter() {
-            for g in &step.gathers {
+            // Ranges checked by `buffers_disjoint` when the schedule was compiled.
+            let step_gathers = &gathers[step.gathers.0..step.gathers.1];
+            let step_inputs = &srcs[step.inputs.0..step.inputs.1];
+            let step_outputs = &outs[step.outputs.0..step.outputs.1];
+            for g in step_gathers {
                 // SAFETY: `buffers_disjoint` (checked when the schedule was compiled; the schedule is
                 // immutable since) guarantees `g.dst` is in the arena and read by none of its terms.
                 let d = unsafe { arena.write(g.dst) };
@@ -187,13 +206,14 @@ impl Engine {
             let slot = self.slots.get_mut(step.slot).and_then(|s| s.as_deref_mut());
             // Channel tables live on the stack; size them to the step so mono/stereo nodes do not pay
             // for initialising sixteen entries.
-            let width = step.inputs.len().max(step.outputs.len());
+            let width = step_inputs.len().max(step_outputs.len());
+            let io = (step_inputs, step_outputs);
             if width <= 2 {
-                run_node::<2>(slot, step, &arena, zeros, &input, &self.stats);
+                run_node::<2>(slot, io, &arena, zeros, &input, &self.stats);
             } else if width <= 8 {
-                run_node::<8>(slot, step, &arena, zeros, &input, &self.stats);
+                run_node::<8>(slot, io, &arena, zeros, &input, &self.stats);
             } else {
-                run_node::<MAX_CHANNELS>(slot, step, &arena, zeros, &input, &self.stats);
+                run_node::<MAX_CHANNELS>(slot, io, &arena, zeros, &input, &self.stats);
             }
         }
 
@@ -214,16 +234,16 @@ impl Engine {
 #[inline(always)]
 fn run_node<'a, const N: usize>(
     slot: Option<&mut SlotNode>,
-    step: &Step,
+    (step_inputs, step_outputs): (&[Src], &[usize]),
     arena: &Arena,
     zeros: &'a [f32],
     input: &impl Fn(usize) -> Option<&'a [f32]>,
     stats: &EngineStats,
 ) {
-    let ni = step.inputs.len().min(N);
-    let no = step.outputs.len().min(N);
+    let ni = step_inputs.len().min(N);
+    let no = step_outputs.len().min(N);
     let mut ins: [&[f32]; N] = [&[]; N];
-    for (slot, src) in ins.iter_mut().zip(&step.inputs) {
+    for (slot, src) in ins.iter_mut().zip(step_inputs) {
         *slot = match *src {
             Src::Input(c) => input(c).unwrap_or(zeros),
             // SAFETY: in the arena, and no output of this step (see `buffers_disjoint`).
@@ -232,7 +252,7 @@ fn run_node<'a, const N: usize>(
         };
     }
     let mut outs: [&mut [f32]; N] = std::array::from_fn(|_| <&mut [f32]>::default());
-    for (slot, &b) in outs.iter_mut().zip(&step.outputs) {
+    for (slot, &b) in outs.iter_mut().zip(step_outputs) {
         // SAFETY: outputs of a step are distinct from each other and from everything the step reads
         // (see `buffers_disjoint`), so this is the only live reference to `b`.
         *slot = unsafe { arena.write(b) };
@@ -245,8 +265,13 @@ fn run_node<'a, const N: usize>(
                 sn.meters.count_nonfinite();
                 EngineStats::bump(&stats.nonfinite_resets);
             }
-            bypass_mix(sn, ins, outs, arena.n);
-            sn.meters.publish(&*sn.node);
+            // The common case (no latency, not bypassed) costs two compares.
+            if !(sn.dry.is_empty() && sn.wet == 1.0 && sn.wet_target == 1.0) {
+                bypass_mix(sn, ins, outs, arena.n);
+            }
+            if !sn.descriptor.meters.is_empty() {
+                publish(&sn.cells, sn.descriptor, sn.bands, &*sn.node);
+            }
         }
         _ => {
             for o in outs.iter_mut() {
@@ -271,7 +296,8 @@ impl Arena {
     /// `b` is a buffer of the schedule and no `write` of `b` is live.
     #[inline]
     unsafe fn read<'a>(&self, b: usize) -> &'a [f32] {
-        // SAFETY: `b * stride + n` is within the arena (caller: `b < buffer_count`, `n <= stride`).
+        // SAFETY: `offset + b * stride + n` is within the arena (caller: `b < buffer_count`;
+        // `n <= max_block <= stride`; see `buffers_disjoint`).
         unsafe { std::slice::from_raw_parts(self.base.add(b * self.stride), self.n) }
     }
 

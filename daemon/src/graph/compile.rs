@@ -24,6 +24,9 @@ use crate::engine::delay::DelayLine;
 /// the stack at this size.
 pub const MAX_CHANNELS: usize = 16;
 
+/// f32 samples per 64-byte cache line.
+const LINE_SAMPLES: usize = 16;
+
 /// What the compiler needs to know of one spec node (`infos[i]` describes `spec.nodes[i]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -108,13 +111,14 @@ pub(crate) struct Gather {
     pub terms: Vec<Term>,
 }
 
-/// One node run.
-#[derive(Clone, Debug)]
+/// One node run. Its gathers, input sources and output buffers are ranges into the schedule's flat
+/// tables (`gathers`, `srcs`, `outs`), so consecutive steps read consecutive memory.
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Step {
     pub slot: usize,
-    pub gathers: Vec<Gather>,
-    pub inputs: Vec<Src>,
-    pub outputs: Vec<usize>,
+    pub gathers: (usize, usize),
+    pub inputs: (usize, usize),
+    pub outputs: (usize, usize),
 }
 
 /// Identifies a compensation delay across schedules, so a new schedule can take over the state of an
@@ -134,11 +138,18 @@ pub(crate) struct DelayKey {
 /// A compiled graph: everything the RT side needs to run one block, allocated up front.
 pub struct Schedule {
     pub(crate) steps: Vec<Step>,
+    pub(crate) gathers: Vec<Gather>,
+    pub(crate) srcs: Vec<Src>,
+    pub(crate) outs: Vec<usize>,
     /// Per output-bus channel, the sum that feeds it.
     pub(crate) out_terms: Vec<Vec<Term>>,
-    /// Every audio buffer, `buffer_count` runs of `max_block` samples; buffer `b` starts at
-    /// `b * max_block`. The RT side hands out disjoint slices of it (see [`Schedule::buffers_disjoint`]).
+    /// Every audio buffer, `buffer_count` runs of `stride` samples; buffer `b` starts at
+    /// `arena_offset + b * stride` (cache-line aligned, so SIMD nodes never split a load across lines). The RT side hands out disjoint slices of it (see [`Schedule::buffers_disjoint`]).
     pub(crate) arena: Vec<f32>,
+    /// Samples from the arena's start to buffer 0, chosen so every buffer starts on a 64-byte line.
+    pub(crate) arena_offset: usize,
+    /// Samples between buffer starts: `max_block` rounded up to whole cache lines.
+    pub(crate) stride: usize,
     pub(crate) buffer_count: usize,
     pub(crate) delays: Vec<DelayLine>,
     pub(crate) delay_keys: Vec<DelayKey>,
@@ -209,7 +220,7 @@ impl Schedule {
     /// holds exactly `buffer_count × max_block` samples.
     pub(crate) fn buffers_disjoint(&self) -> bool {
         let nb = self.buffer_count;
-        if self.arena.len() != nb * self.max_block {
+        if self.stride < self.max_block || self.arena.len() < self.arena_offset + nb * self.stride {
             return false;
         }
         let src_ok = |s: &Src| match s {
@@ -219,28 +230,38 @@ impl Schedule {
         let reads = |s: &Src, b: usize| matches!(s, Src::Buf(x) if *x == b);
         let delay_ok = |t: &Term| t.delay.is_none_or(|d| d < self.delays.len());
         for step in &self.steps {
-            if step.inputs.len() > MAX_CHANNELS || step.outputs.len() > MAX_CHANNELS {
+            let Some((gathers, inputs, outputs)) = self.parts(step) else { return false };
+            if inputs.len() > MAX_CHANNELS || outputs.len() > MAX_CHANNELS {
                 return false;
             }
-            for (k, &o) in step.outputs.iter().enumerate() {
+            for (k, &o) in outputs.iter().enumerate() {
                 if o >= nb
-                    || step.outputs[..k].contains(&o)
-                    || step.inputs.iter().any(|s| reads(s, o))
-                    || step.gathers.iter().any(|g| g.dst == o || g.terms.iter().any(|t| reads(&t.src, o)))
+                    || outputs[..k].contains(&o)
+                    || inputs.iter().any(|s| reads(s, o))
+                    || gathers.iter().any(|g| g.dst == o || g.terms.iter().any(|t| reads(&t.src, o)))
                 {
                     return false;
                 }
             }
-            for g in &step.gathers {
+            for g in gathers {
                 if g.dst >= nb || g.terms.iter().any(|t| !src_ok(&t.src) || reads(&t.src, g.dst) || !delay_ok(t)) {
                     return false;
                 }
             }
-            if !step.inputs.iter().all(src_ok) {
+            if !inputs.iter().all(src_ok) {
                 return false;
             }
         }
         self.out_terms.iter().flatten().all(|t| src_ok(&t.src) && delay_ok(t))
+    }
+
+    /// A step's gathers, input sources and output buffers (`None` if its ranges are out of bounds).
+    pub(crate) fn parts(&self, step: &Step) -> Option<(&[Gather], &[Src], &[usize])> {
+        Some((
+            self.gathers.get(step.gathers.0..step.gathers.1)?,
+            self.srcs.get(step.inputs.0..step.inputs.1)?,
+            self.outs.get(step.outputs.0..step.outputs.1)?,
+        ))
     }
 
     /// Plans taking over the state of compensation delays that `previous` (the keys of the schedule
@@ -402,6 +423,7 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
     let mut delays: Vec<DelayLine> = Vec::new();
     let mut delay_keys: Vec<DelayKey> = Vec::new();
     let mut steps = Vec::with_capacity(n);
+    let (mut all_gathers, mut srcs, mut outs) = (Vec::new(), Vec::new(), Vec::new());
     let mut dying: Vec<Vec<usize>> = vec![Vec::new(); out_stage + 1];
 
     for (stage, &i) in order.iter().enumerate() {
@@ -459,7 +481,16 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
             buffers.give(b);
         }
         node_bufs[i] = outputs.clone();
-        steps.push(Step { slot: info.slot, gathers, inputs, outputs });
+        let (g0, i0, o0) = (all_gathers.len(), srcs.len(), outs.len());
+        all_gathers.extend(gathers);
+        srcs.extend(inputs);
+        outs.extend(outputs);
+        steps.push(Step {
+            slot: info.slot,
+            gathers: (g0, all_gathers.len()),
+            inputs: (i0, srcs.len()),
+            outputs: (o0, outs.len()),
+        });
     }
 
     let mut out_terms = vec![Vec::new(); spec.outputs.len()];
@@ -485,10 +516,16 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
     }
 
     let node_latency = (0..n).map(|i| (infos[i].slot, out_latency[i])).collect();
-    let schedule = Schedule {
+    let stride = max_block.div_ceil(LINE_SAMPLES) * LINE_SAMPLES;
+    let mut schedule = Schedule {
         steps,
+        gathers: all_gathers,
+        srcs,
+        outs,
         out_terms,
-        arena: vec![0.0; buffers.count * max_block],
+        arena: vec![0.0; LINE_SAMPLES + buffers.count * stride],
+        arena_offset: 0,
+        stride,
         buffer_count: buffers.count,
         delays,
         delay_keys,
@@ -498,6 +535,8 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
         latency_samples: total_latency,
         node_latency,
     };
+    // f32 is 4-byte aligned, so some offset below one line lands on a 64-byte boundary.
+    schedule.arena_offset = schedule.arena.as_ptr().align_offset(64).min(LINE_SAMPLES - 1);
     if !schedule.buffers_disjoint() {
         return Err(CompileError::Internal("buffer aliasing".into()));
     }

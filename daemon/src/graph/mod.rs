@@ -1,5 +1,4 @@
-//! Graphs: the validated description ([`spec`]) shared by the config and the engine, and the compiler
-//! ([`compile`]) that turns one into a schedule the engine runs.
+//! Graphs: the validated description ([`spec`]) shared by the config and the engine.
 
 pub mod compile;
 pub mod spec;
