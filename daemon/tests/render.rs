@@ -235,6 +235,12 @@ fn latency_is_stated_and_compensated() {
         let err = render_ok(&["-c", p(&cfg), "-i", p(&input), "-o", p(&aligned), "--compensate-latency"]);
         assert_eq!(stated_latency(&err), latency);
 
+        // Latency longer than the block: the compensation spans several blocks; same file.
+        for block in ["1", "16"] {
+            let small = dir.join(format!("aligned{block}.wav"));
+            render_ok(&["-c", p(&cfg), "-i", p(&input), "-o", p(&small), "--compensate-latency", "--block", block]);
+            assert_eq!(read_wav(&small).1, read_wav(&aligned).1, "block {block}");
+        }
         for (path, expect) in [(&plain, at + latency), (&aligned, at)] {
             let (_, out) = read_wav(path);
             for ch in &out {
