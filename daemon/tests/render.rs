@@ -480,3 +480,25 @@ fn check_states_latency() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.contains("latency 72 samples (1.50 ms at 48000 Hz)"), "{out}");
 }
+
+/// NaN and Inf in the input file (a float WAV can hold them): the render succeeds and every output
+/// sample is finite, at every block size alike.
+#[test]
+fn non_finite_input_gives_finite_output() {
+    let dir = scratch("nonfinite");
+    let mut x: Vec<f32> = (0..48_000).map(|i| 0.3 * (i as f32 * 0.05).sin()).collect();
+    x[10_000..10_010].fill(f32::NAN);
+    x[20_000..20_003].fill(f32::INFINITY);
+    x[30_000] = f32::NEG_INFINITY;
+    let input = dir.join("in.wav");
+    write_wav(&input, 48_000, &[x.clone(), x]);
+    let mut outs = Vec::new();
+    for block in ["7", "256"] {
+        let out = dir.join(format!("out{block}.wav"));
+        render_ok(&["-c", p(&config("broadcast.toml")), "-i", p(&input), "-o", p(&out), "--block", block]);
+        let (_, o) = read_wav(&out);
+        assert_finite(&o, "broadcast.toml with NaN/Inf input");
+        outs.push(o);
+    }
+    assert_eq!(outs[0], outs[1]);
+}
