@@ -49,7 +49,8 @@ Exit codes:
      (channel-count mismatch, no audio_out ports, --duration with audio_in ports)
   2  bad input: missing, unreadable, not a WAV file, truncated, unsupported format; also a wrong
      command line
-  3  the output cannot be written (missing or read-only directory, a directory in its place, disk full)";
+  3  the output cannot be written (missing or read-only directory, a directory in its place, disk full)
+  130  interrupted (SIGINT, SIGTERM or SIGHUP): the temporary output is removed, nothing is written";
 
 /// The ballast real-time audio server.
 #[derive(Parser, Debug)]
@@ -182,6 +183,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn render(opts: &RenderOptions) -> ExitCode {
+    interrupt::catch();
     let t0 = Instant::now();
     // Set by `started`, read by `progress` and afterwards.
     let bar: std::cell::OnceCell<ProgressBar> = std::cell::OnceCell::new();
@@ -216,6 +218,7 @@ fn render(opts: &RenderOptions) -> ExitCode {
         if let Some(b) = bar.get() {
             b.set_position(frames);
         }
+        !interrupt::requested()
     };
     let result = render_file::render(opts, &mut started, &mut progress);
     if let Some(b) = bar.get() {
@@ -260,6 +263,36 @@ fn render(opts: &RenderOptions) -> ExitCode {
             }
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Ctrl-C, `kill` and a closed terminal stop a render cleanly: the render loop sees the flag between
+/// chunks and returns an error, which removes the temporary output file (the default action would
+/// kill the process and leave it behind).
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_signal(_: libc::c_int) {
+        // Async-signal-safe: one atomic store.
+        REQUESTED.store(true, Ordering::Relaxed);
+    }
+
+    /// Installs the handler for SIGINT, SIGTERM and SIGHUP.
+    pub fn catch() {
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe; `signal` with a
+            // valid signal number and handler has no other precondition.
+            unsafe {
+                libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+            }
+        }
+    }
+
+    /// Whether a signal asked to stop.
+    pub fn requested() -> bool {
+        REQUESTED.load(Ordering::Relaxed)
     }
 }
 

@@ -502,3 +502,27 @@ fn non_finite_input_gives_finite_output() {
     }
     assert_eq!(outs[0], outs[1]);
 }
+
+/// SIGINT (Ctrl-C) or SIGTERM midway: exit 130, one line after the latency line, no temporary file
+/// left and nothing under the output name.
+#[test]
+fn interrupted_render_leaves_nothing() {
+    let dir = scratch("interrupt");
+    for signal in ["-INT", "-TERM"] {
+        let out = dir.join("out.wav");
+        // An hour of the generator demo one frame per block: far longer than the test waits.
+        let mut child = Command::new(BIN)
+            .args(["render", "-c", p(&config("default.toml")), "--duration", "3600", "--block", "1", "-o", p(&out)])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let killed = Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+        assert!(killed.success());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(130), "{signal}: {err}");
+        assert_eq!(err.lines().last(), Some("ballastd: interrupted; no output written"), "{err}");
+        assert!(entries(&dir).is_empty(), "{signal}: left {:?}", entries(&dir));
+    }
+}

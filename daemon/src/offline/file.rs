@@ -42,6 +42,8 @@ pub enum RenderError {
     Input { path: PathBuf, error: InputError },
     /// The output file cannot be written.
     Output { path: PathBuf, error: String },
+    /// Stopped by the caller (a signal); nothing was written.
+    Interrupted,
 }
 
 impl RenderError {
@@ -51,6 +53,8 @@ impl RenderError {
             RenderError::Config(_) | RenderError::Graph(_) => 1,
             RenderError::Input { .. } => 2,
             RenderError::Output { .. } => 3,
+            // 128 + SIGINT, as shells report a process stopped by Ctrl-C.
+            RenderError::Interrupted => 130,
         }
     }
 }
@@ -67,6 +71,7 @@ impl std::fmt::Display for RenderError {
             RenderError::Graph(msg) => f.write_str(msg),
             RenderError::Input { path, error } => write!(f, "{}: {error}", shown(path)),
             RenderError::Output { path, error } => write!(f, "{}: {error}", shown(path)),
+            RenderError::Interrupted => f.write_str("interrupted; no output written"),
         }
     }
 }
@@ -96,11 +101,12 @@ pub struct RenderSummary {
 }
 
 /// Renders `opts`. `started` is called once the graph is built and both files are open (before any
-/// audio runs); `progress` after each chunk with the frames fed so far.
+/// audio runs); `progress` after each chunk with the frames fed so far, and returns `false` to stop the
+/// render ([`RenderError::Interrupted`]; the temporary output is removed).
 pub fn render(
     opts: &RenderOptions,
     started: &mut dyn FnMut(&RenderPlan),
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> bool,
 ) -> Result<RenderSummary, RenderError> {
     let cfg: Config = config::load(&opts.config).map_err(RenderError::Config)?;
     let graph = &cfg.graph;
@@ -176,7 +182,9 @@ pub fn render(
                     *r = c;
                 }
                 offline.push(&refs[..chunk.len().min(refs.len())], &mut sink)?;
-                progress(offline.frames_in());
+                if !progress(offline.frames_in()) {
+                    return Err(RenderError::Interrupted);
+                }
             }
             if let Some(total) = frames {
                 if stream.frames_read() < total {
@@ -195,7 +203,9 @@ pub fn render(
                 let n = left.min(chunk);
                 offline.push_silence(n as usize, &mut sink)?;
                 left -= n;
-                progress(offline.frames_in());
+                if !progress(offline.frames_in()) {
+                    return Err(RenderError::Interrupted);
+                }
             }
         }
     }
