@@ -511,7 +511,7 @@ fn interrupted_render_leaves_nothing() {
     for signal in ["-INT", "-TERM"] {
         let out = dir.join("out.wav");
         // An hour of the generator demo one frame per block: far longer than the test waits.
-        let mut child = Command::new(BIN)
+        let child = Command::new(BIN)
             .args(["render", "-c", p(&config("default.toml")), "--duration", "3600", "--block", "1", "-o", p(&out)])
             .stderr(std::process::Stdio::piped())
             .spawn()
