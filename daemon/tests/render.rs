@@ -526,3 +526,25 @@ fn interrupted_render_leaves_nothing() {
         assert!(entries(&dir).is_empty(), "{signal}: left {:?}", entries(&dir));
     }
 }
+
+/// The render runs at the input file's rate, not the config's `sample_rate_hz`: a 44.1 kHz file comes
+/// out at 44.1 kHz, and the stated latency is the limiter's at that rate (1.5 ms is 66 samples, but the
+/// limiter's true-peak path needs at least 71) with the impulse exactly there.
+#[test]
+fn sample_rate_comes_from_the_file() {
+    let dir = scratch("rate");
+    let mut imp = vec![0.0f32; 44_100];
+    imp[500] = 0.5;
+    let input = dir.join("in.wav");
+    write_wav(&input, 44_100, &[imp.clone(), imp]);
+    let out = dir.join("out.wav");
+    let err = render_ok(&["-c", p(&config("broadcast.toml")), "-i", p(&input), "-o", p(&out)]);
+    assert!(err.contains("at 44100 Hz"), "{err}");
+    let latency = stated_latency(&err);
+    assert_eq!(latency, 71, "{err}");
+    let (rate, o) = read_wav(&out);
+    assert_eq!(rate, 44_100);
+    for ch in &o {
+        assert_eq!(ch.iter().position(|&x| x != 0.0), Some(500 + latency));
+    }
+}
