@@ -1,7 +1,6 @@
 //! `ballastctl`: the command-line client of ballast. Today: offline loudness measurement of WAV files.
 
 mod measure;
-mod wav;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use ballast_dsp::loudness::{LoudnessMeter, LoudnessSummary};
 use ballast_dsp::Processor;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::wav::{InputError, WavStream, MAX_CHANNELS};
+use ballast_audiofile::{InputError, WavStream, MAX_CHANNELS};
 
 /// Files longer than this get a progress bar (when stderr is a terminal).
 const PROGRESS_MIN_SECONDS: u64 = 60;

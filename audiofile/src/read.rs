@@ -1,4 +1,4 @@
-//! Streaming WAV input for `measure`: the formats ballast measures, read packet by packet.
+//! Streaming WAV input: the formats ballast reads, packet by packet.
 //!
 //! Accepted: RIFF/WAVE with 16/24/32-bit integer or 32/64-bit IEEE float samples (plain or
 //! WAVE_FORMAT_EXTENSIBLE headers), 1–8 channels, 8–192 kHz. Everything else is refused with a short
