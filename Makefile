@@ -19,4 +19,4 @@ deps:
 
 ## Criterion benchmarks (not part of `make test`).
 bench:
-	$(CARGO) bench --bench loudness --bench dynamics --bench limiter --bench generators --bench render
+	$(CARGO) bench --bench loudness --bench dynamics --bench limiter --bench generators --bench engine --bench render
