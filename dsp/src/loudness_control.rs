@@ -41,7 +41,8 @@
 //!
 //! Latency: none (the measurement looks only at the past).
 
-use crate::loudness::gating::{PowerRing, RING};
+use crate::limiter::Limiter;
+use crate::loudness::gating::{GatingHistogram, PowerRing, RING};
 use crate::loudness::kweight::{power_to_lufs, KWeightedPower};
 use crate::loudness::{bs1770_weights, subblock_frames};
 use crate::param::{KindDescriptor, MeterDescriptor, ParamDescriptor, ParamError, ParamId, Scale, Smoothing, Unit};
@@ -53,6 +54,8 @@ pub const PARAM_MAX_GAIN_DB: ParamId = ParamId(2);
 pub const PARAM_MAX_CUT_DB: ParamId = ParamId(3);
 pub const PARAM_SLEW_DB_PER_S: ParamId = ParamId(4);
 pub const PARAM_GATE_LU: ParamId = ParamId(5);
+pub const PARAM_CEILING_DBTP: ParamId = ParamId(6);
+pub const PARAM_LIMITER_FOLLOWS: ParamId = ParamId(7);
 
 /// Frames per gain-ramp grid step.
 const GRID: usize = 32;
@@ -85,13 +88,22 @@ const TRIM_MIN_BLOCKS: u64 = 30;
 /// the feed-forward's business), and at most this error (LU): it is there for small steady biases.
 const TRIM_SETTLED_DB: f64 = 1.0;
 const TRIM_MAX_ERR_LU: f64 = 1.0;
+/// Programme loop: the output level is steered to the level that would bring the programme's integrated
+/// loudness to the target over the next `PAYBACK_S` seconds of programme, at most `GOAL_LIMIT_LU` away
+/// from the target, once `GOAL_MIN_BLOCKS` 400 ms blocks have been measured.
+const PAYBACK_S: f64 = 30.0;
+const GOAL_LIMIT_LU: f64 = 2.0;
+const GOAL_MIN_BLOCKS: u64 = 30;
+/// Input sub-blocks below the absolute gate in a row that end a programme (10 s of silence): the
+/// programme's integrated loudness starts afresh after it.
+const PROGRAMME_BREAK_BLOCKS: u32 = 100;
 /// Span of the long-term input loudness that caps boosts (60 s).
 const LONG_TERM_BLOCKS: usize = RING;
 /// Longest feed-forward window (30 s of 100 ms sub-blocks).
 const MAX_WINDOW_BLOCKS: usize = 300;
 const ABSOLUTE_GATE_LUFS: f64 = -70.0;
 
-static PARAMS: [ParamDescriptor; 6] = [
+static PARAMS: [ParamDescriptor; 8] = [
     ParamDescriptor {
         id: PARAM_TARGET_LUFS,
         key: "target_lufs",
@@ -164,6 +176,30 @@ static PARAMS: [ParamDescriptor; 6] = [
         smoothing: Smoothing::None,
         doc: "Input whose momentary loudness is more than this below the target (or below -70 LUFS) freezes the gain.",
     },
+    ParamDescriptor {
+        id: PARAM_CEILING_DBTP,
+        key: "ceiling_dbtp",
+        name: "Following limiter's ceiling",
+        unit: Unit::Dbtp,
+        min: -20.0,
+        max: 0.0,
+        default: -1.0,
+        scale: Scale::Linear,
+        smoothing: Smoothing::None,
+        doc: "Ceiling of the true-peak limiter after this node, whose loudness loss the controller predicts and makes up.",
+    },
+    ParamDescriptor {
+        id: PARAM_LIMITER_FOLLOWS,
+        key: "limiter_follows",
+        name: "Limiter follows",
+        unit: Unit::Bool,
+        min: 0.0,
+        max: 1.0,
+        default: 1.0,
+        scale: Scale::Linear,
+        smoothing: Smoothing::None,
+        doc: "1: a limiter at ceiling_dbtp follows and its loudness loss is predicted; 0: the output is measured as is.",
+    },
 ];
 
 static METERS: [MeterDescriptor; 3] = [
@@ -190,6 +226,8 @@ struct Settings {
     max_cut_db: f64,
     slew_db_per_s: f64,
     gate_lu: f64,
+    ceiling_dbtp: f64,
+    limiter_follows: bool,
 }
 
 impl Default for Settings {
@@ -201,6 +239,8 @@ impl Default for Settings {
             max_cut_db: PARAMS[3].default as f64,
             slew_db_per_s: PARAMS[4].default as f64,
             gate_lu: PARAMS[5].default as f64,
+            ceiling_dbtp: PARAMS[6].default as f64,
+            limiter_follows: PARAMS[7].default != 0.0,
         }
     }
 }
@@ -220,6 +260,10 @@ struct Control {
     output_all: PowerRing,
     /// Output 400 ms block powers above the absolute gate (the integrator's measurement).
     output_long: PowerRing,
+    /// The output's 400 ms blocks since the start of the programme (its integrated loudness).
+    programme: GatingHistogram,
+    /// Input sub-blocks in a row below the absolute gate (programme break detection).
+    silent_blocks: u32,
     trim_db: f64,
     /// Gain the ramp heads for.
     desired_db: f64,
@@ -228,6 +272,7 @@ struct Control {
 }
 
 impl Control {
+    /// Allocates (the programme histogram); see [`Control::reset`].
     fn new(gain_db: f64) -> Self {
         Self {
             input_all: PowerRing::new(),
@@ -236,10 +281,50 @@ impl Control {
             output: PowerRing::new(),
             output_all: PowerRing::new(),
             output_long: PowerRing::new(),
+            programme: GatingHistogram::new(),
+            silent_blocks: 0,
             trim_db: 0.0,
             desired_db: gain_db,
             frozen: true,
         }
+    }
+
+    /// Back to the state of [`Control::new`] without allocating.
+    fn reset(&mut self, gain_db: f64) {
+        for r in [
+            &mut self.input_all,
+            &mut self.input,
+            &mut self.input_long,
+            &mut self.output,
+            &mut self.output_all,
+            &mut self.output_long,
+        ] {
+            r.clear();
+        }
+        self.programme.clear();
+        self.silent_blocks = 0;
+        self.trim_db = 0.0;
+        self.desired_db = gain_db;
+        self.frozen = true;
+    }
+
+    /// Output loudness the trim steers the recent output to: the level that, held for the next
+    /// [`PAYBACK_S`] seconds of programme, makes the programme's integrated loudness equal the target.
+    /// With `n` gated seconds so far at mean power `P_I` and target power `P_T`, that level's power `P`
+    /// solves `(n P_I + PAYBACK_S P) / (n + PAYBACK_S) = P_T`, i.e.
+    /// `P / P_T = 1 + (n / PAYBACK_S)(1 - P_I / P_T)` (BS.1770-4 eq. (7): integrated loudness is the mean
+    /// power of the gated blocks; the relative gate is ignored here, it rarely removes programme blocks).
+    fn goal_lufs(&self, s: &Settings) -> f64 {
+        let n = self.programme.len();
+        let i = self.programme.integrated_lufs();
+        if n < GOAL_MIN_BLOCKS || !i.is_finite() {
+            return s.target_lufs;
+        }
+        // Blocks start every 100 ms: n blocks cover n / 10 seconds.
+        let seconds = n as f64 * 0.1;
+        let ratio = 1.0 + seconds / PAYBACK_S * (1.0 - 10f64.powf((i - s.target_lufs) / 10.0));
+        let offset = if ratio > 0.0 { 10.0 * ratio.log10() } else { -GOAL_LIMIT_LU };
+        s.target_lufs + offset.clamp(-GOAL_LIMIT_LU, GOAL_LIMIT_LU)
     }
 
     fn window_blocks(s: &Settings) -> usize {
@@ -270,8 +355,19 @@ impl Control {
         self.output_all.push(p_out);
         Self::push_block(&self.input_all, &mut self.input_long);
         Self::push_block(&self.output_all, &mut self.output_long);
+        if self.output_all.filled() >= 4 {
+            self.programme.add(self.output_all.mean(4));
+        }
         // Pause gate on the input's momentary (400 ms) loudness.
         let momentary = power_to_lufs(self.input_all.mean(4));
+        if momentary.is_finite() && momentary >= ABSOLUTE_GATE_LUFS {
+            self.silent_blocks = 0;
+        } else {
+            self.silent_blocks = self.silent_blocks.saturating_add(1);
+            if self.silent_blocks == PROGRAMME_BREAK_BLOCKS {
+                self.programme.clear();
+            }
+        }
         let threshold = (s.target_lufs - s.gate_lu).max(ABSOLUTE_GATE_LUFS);
         let active = momentary.is_finite() && momentary >= threshold;
         self.frozen = !active;
@@ -286,7 +382,7 @@ impl Control {
         // Integral trim on the output's gated loudness, with anti-windup at the gain limits.
         let settled = (self.desired_db - gain_db).abs() < TRIM_SETTLED_DB;
         if settled && self.output_long.filled() >= TRIM_MIN_BLOCKS {
-            let err = s.target_lufs - power_to_lufs(self.output_long.gated_mean_recent(TRIM_WINDOW_BLOCKS, -10.0));
+            let err = self.goal_lufs(s) - power_to_lufs(self.output_long.gated_mean_recent(TRIM_WINDOW_BLOCKS, -10.0));
             let err = err.clamp(-TRIM_MAX_ERR_LU, TRIM_MAX_ERR_LU);
             let unclamped = ff + self.trim_db;
             let into_limit = (unclamped >= s.max_gain_db && err > 0.0) || (unclamped <= -s.max_cut_db && err < 0.0);
@@ -345,7 +441,6 @@ impl Ramp {
 }
 
 /// Loudness controller node: [`Processor`] of kind `"loudness"`.
-#[derive(Clone, Debug)]
 pub struct LoudnessControl {
     channels: usize,
     sample_rate: f64,
@@ -354,6 +449,10 @@ pub struct LoudnessControl {
     front_out: KWeightedPower,
     control: Control,
     ramp: Ramp,
+    /// A copy of the limiter that follows, run on the output only to measure what it will leave.
+    model: Limiter,
+    /// The model's output, one sub-block per channel.
+    model_out: Vec<Vec<f32>>,
 }
 
 impl LoudnessControl {
@@ -370,7 +469,19 @@ impl LoudnessControl {
             front_out: KWeightedPower::new(&w, sr, subblock_frames(sr), false),
             control: Control::new(initial_gain_db(&Settings::default())),
             ramp: Ramp::new(initial_gain_db(&Settings::default())),
+            model: Self::model_limiter(channels, sr, &Settings::default()),
+            model_out: vec![vec![0.0; subblock_frames(sr)]; channels],
         }
+    }
+
+    /// The following limiter's model: [`Limiter`] with its default lookahead and release at the ceiling.
+    fn model_limiter(channels: usize, sample_rate: f64, s: &Settings) -> Limiter {
+        let mut l = Limiter::new(channels);
+        l.prepare(sample_rate, subblock_frames(sample_rate));
+        // In range by construction (both descriptors span -20..=0 dBTP).
+        let _ = l.set_param(crate::limiter::CEILING_DBTP, s.ceiling_dbtp as f32);
+        l.reset();
+        l
     }
 
     /// Gain applied at the end of the last processed sample's grid step (dB).
@@ -394,6 +505,17 @@ impl LoudnessControl {
     }
 }
 
+impl std::fmt::Debug for LoudnessControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoudnessControl")
+            .field("channels", &self.channels)
+            .field("settings", &self.settings)
+            .field("gain_db", &self.ramp.db)
+            .field("trim_db", &self.control.trim_db)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Processor for LoudnessControl {
     fn descriptor(&self) -> &'static KindDescriptor {
         &DESCRIPTOR
@@ -405,14 +527,17 @@ impl Processor for LoudnessControl {
         let w = bs1770_weights(self.channels);
         self.front_in = KWeightedPower::new(&w, sr, subblock_frames(sr), false);
         self.front_out = KWeightedPower::new(&w, sr, subblock_frames(sr), false);
+        self.model = Self::model_limiter(self.channels, sr, &self.settings);
+        self.model_out = vec![vec![0.0; subblock_frames(sr)]; self.channels];
         self.reset();
     }
 
     fn reset(&mut self) {
         self.front_in.reset();
         self.front_out.reset();
+        self.model.reset();
         let g = initial_gain_db(&self.settings);
-        self.control = Control::new(g);
+        self.control.reset(g);
         self.ramp = Ramp::new(g);
     }
 
@@ -426,6 +551,11 @@ impl Processor for LoudnessControl {
             PARAM_MAX_CUT_DB => s.max_cut_db = v,
             PARAM_SLEW_DB_PER_S => s.slew_db_per_s = v,
             PARAM_GATE_LU => s.gate_lu = v,
+            PARAM_CEILING_DBTP => {
+                s.ceiling_dbtp = v;
+                let _ = self.model.set_param(crate::limiter::CEILING_DBTP, v as f32);
+            }
+            PARAM_LIMITER_FOLLOWS => s.limiter_follows = v != 0.0,
             _ => return Err(ParamError::UnknownParam(id)),
         }
         // A new target, window or limit applies at once to where the gain is heading (so it is audible
@@ -450,6 +580,8 @@ impl Processor for LoudnessControl {
             PARAM_MAX_CUT_DB => s.max_cut_db,
             PARAM_SLEW_DB_PER_S => s.slew_db_per_s,
             PARAM_GATE_LU => s.gate_lu,
+            PARAM_CEILING_DBTP => s.ceiling_dbtp,
+            PARAM_LIMITER_FOLLOWS => f64::from(u8::from(s.limiter_follows)),
             _ => return None,
         } as f32)
     }
@@ -500,6 +632,18 @@ impl Processor for LoudnessControl {
             for (d, c) in outs.iter_mut().zip(outputs.iter().take(n_ch)) {
                 *d = &c[done..done + n];
             }
+            if self.settings.limiter_follows {
+                // What the limiter after this node will output (its latency delays the measurement by a
+                // millisecond or two, which a 100 ms control loop does not notice).
+                let mut model_outs: [&mut [f32]; MAX_CHANNELS] = Default::default();
+                for (d, c) in model_outs.iter_mut().zip(self.model_out.iter_mut()) {
+                    *d = &mut c[..n];
+                }
+                self.model.process(&outs[..n_ch], &mut model_outs[..n_ch]);
+                for (d, c) in outs.iter_mut().zip(self.model_out.iter()) {
+                    *d = &c[..n];
+                }
+            }
             let mut p_out = None;
             self.front_out.process(&outs[..n_ch], |p| p_out = Some(p));
             if let (Some(pi), Some(po)) = (p_in, p_out) {
@@ -509,7 +653,7 @@ impl Processor for LoudnessControl {
         }
         if !(self.ramp.db.is_finite() && self.control.trim_db.is_finite() && self.control.desired_db.is_finite()) {
             let g = initial_gain_db(&self.settings);
-            self.control = Control::new(g);
+            self.control.reset(g);
             self.ramp = Ramp::new(g);
         }
     }
