@@ -77,7 +77,8 @@ fn initial_gain_db(s: &Settings) -> f64 {
     (s.target_lufs - TYPICAL_PROGRAMME_LUFS).clamp(-s.max_cut_db, s.max_gain_db)
 }
 /// How far (dB) a boost may exceed the gain the long-term programme loudness calls for.
-const BOOST_ABOVE_LONG_TERM_DB: f64 = 3.0;
+const BOOST_ABOVE_LONG_TERM_DB: f64 = 6.0;
+const CAP_ANTIWINDUP: bool = false;
 /// Integral trim: time constant (s), limit (dB), and the output's gated measurement span (400 ms blocks
 /// every 100 ms: 10 s) and the blocks it needs before it starts (3 s).
 const TRIM_TAU_S: f64 = 10.0;
@@ -378,14 +379,15 @@ impl Control {
         }
         self.input.push(p_in);
         self.output.push(p_out);
-        let ff = self.feed_forward_db(s);
+        let (ff, capped) = self.feed_forward(s);
         // Integral trim on the output's gated loudness, with anti-windup at the gain limits.
         let settled = (self.desired_db - gain_db).abs() < TRIM_SETTLED_DB;
         if settled && self.output_long.filled() >= TRIM_MIN_BLOCKS {
             let err = self.goal_lufs(s) - power_to_lufs(self.output_long.gated_mean_recent(TRIM_WINDOW_BLOCKS, -10.0));
             let err = err.clamp(-TRIM_MAX_ERR_LU, TRIM_MAX_ERR_LU);
             let unclamped = ff + self.trim_db;
-            let into_limit = (unclamped >= s.max_gain_db && err > 0.0) || (unclamped <= -s.max_cut_db && err < 0.0);
+            let into_limit = ((unclamped >= s.max_gain_db || (capped && CAP_ANTIWINDUP)) && err > 0.0)
+                || (unclamped <= -s.max_cut_db && err < 0.0);
             if err.is_finite() && !into_limit {
                 self.trim_db = (self.trim_db + err * 0.1 / TRIM_TAU_S).clamp(-TRIM_LIMIT_DB, TRIM_LIMIT_DB);
             }
@@ -396,12 +398,18 @@ impl Control {
     /// Feed-forward gain from the window, with boosts capped near the long-term programme gain; NaN
     /// while the window is empty.
     fn feed_forward_db(&self, s: &Settings) -> f64 {
+        self.feed_forward(s).0
+    }
+
+    /// The feed-forward gain and whether the boost cap holds it down.
+    fn feed_forward(&self, s: &Settings) -> (f64, bool) {
         let ff = s.target_lufs - self.input_lufs(s);
         let long_term = s.target_lufs - power_to_lufs(self.input_long.gated_mean_recent(LONG_TERM_BLOCKS, -10.0));
-        if long_term.is_finite() {
-            ff.min(long_term + BOOST_ABOVE_LONG_TERM_DB)
+        let cap = long_term + BOOST_ABOVE_LONG_TERM_DB;
+        if cap.is_finite() && ff > cap {
+            (cap, true)
         } else {
-            ff
+            (ff, false)
         }
     }
 
@@ -497,6 +505,17 @@ impl LoudnessControl {
     /// Windowed output loudness over the same sub-blocks (LUFS).
     pub fn output_lufs(&self) -> f64 {
         self.control.output_lufs(&self.settings)
+    }
+
+    /// Integral trim now added to the feed-forward gain (dB).
+    pub fn trim_db(&self) -> f64 {
+        self.control.trim_db
+    }
+
+    /// Integrated loudness of the output (after the modelled limiter when one follows) since the start
+    /// of the programme (LUFS; -inf before the first block above the gates).
+    pub fn programme_lufs(&self) -> f64 {
+        self.control.programme.integrated_lufs()
     }
 
     /// Whether the gain is frozen (the last sub-block was a pause).
