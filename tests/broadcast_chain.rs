@@ -276,7 +276,11 @@ fn broadcast_chain_on_every_wesnoth_track() {
         .collect();
     let judged_r128 = outcomes.iter().filter(|o| o.target == -23.0).count();
     let by_ffmpeg = outcomes.iter().filter(|o| o.ffmpeg.is_some()).count();
-    eprintln!("{} runs ({judged_r128} tracks at -23), {by_ffmpeg} also by ffmpeg; {} misses", outcomes.len(), misses.len());
+    eprintln!(
+        "{} runs ({judged_r128} tracks at -23), {by_ffmpeg} also by ffmpeg; {} misses",
+        outcomes.len(),
+        misses.len()
+    );
     assert_eq!(judged_r128, 35, "every wesnoth track of at least {MIN_SECONDS} s is judged at -23 LUFS");
     for (track, target, tol) in KNOWN_MISSES {
         let o = outcomes.iter().find(|o| o.track == track && o.target == target).expect("known miss was run");
