@@ -3,10 +3,11 @@
 //! RT safety, block-size invariance and reset determinism.
 mod common;
 
+use ballast_dsp::limiter::Limiter;
 use ballast_dsp::loudness::LoudnessMeter;
 use ballast_dsp::loudness_control::{
-    LoudnessControl, PARAM_GATE_LU, PARAM_MAX_CUT_DB, PARAM_MAX_GAIN_DB, PARAM_SLEW_DB_PER_S, PARAM_TARGET_LUFS,
-    PARAM_WINDOW_S,
+    LoudnessControl, PARAM_CEILING_DBTP, PARAM_GATE_LU, PARAM_LIMITER_FOLLOWS, PARAM_MAX_CUT_DB, PARAM_MAX_GAIN_DB,
+    PARAM_SLEW_DB_PER_S, PARAM_TARGET_LUFS, PARAM_WINDOW_S,
 };
 use ballast_dsp::Processor;
 use common::signals;
@@ -19,9 +20,12 @@ const SR: f64 = 48_000.0;
 /// The brief's convergence requirement: output integrated loudness within ±0.5 LU of target.
 const TOL_LU: f64 = 0.5;
 
+/// A controller judged on its own output: no limiter follows, so its loudness model is switched off
+/// (the chain with a limiter is tested in `limiter_model_*` here and in tests/broadcast_chain.rs).
 fn controller() -> LoudnessControl {
     let mut c = LoudnessControl::new(2);
     c.prepare(SR, 1024);
+    c.set_param(PARAM_LIMITER_FOLLOWS, 0.0).unwrap();
     c
 }
 
@@ -83,8 +87,10 @@ fn wesnoth(track: &str, seconds: u32) -> Vec<Vec<f32>> {
 #[test]
 fn converges_on_steady_noise() {
     // Noise with a slow ±3 dB wander: quiet (needs about +5 dB), loud (needs about -17 dB) and a -16 LUFS
-    // target; 60 s each. Converged = the last 20 s; the whole 60 s is printed (the loud case spends ~6 s
-    // slewing down from 0 dB at 3 dB/s, which no slew-limited controller can hide in a 60 s reading).
+    // target; 60 s each. What R128 judges is the whole programme's integrated loudness: asserted over the
+    // whole 60 s. The last 20 s are printed and held only to the programme goal's ±2 LU: in the loud case
+    // the start runs over target while the gain slews down from -6 dB at 3 dB/s, and the controller pays
+    // that back by running under target afterwards (module doc, step 4).
     for (level_db, target) in [(-30.0, -23.0), (-8.0, -23.0), (-25.0, -16.0)] {
         let x = program_noise(11, 60.0, level_db);
         let mut c = controller();
@@ -98,9 +104,11 @@ fn converges_on_steady_noise() {
              out (last 20 s) {i_tail:.2}, final gain {:.2} dB",
             gains.last().unwrap()
         );
-        // Converged: ±0.3 LU, tighter than the ±0.5 LU requirement; what is left is the noise's ±3 dB
-        // wander seen through a 3 s window and a 3 dB/s slew.
-        assert!((i_tail - target).abs() <= 0.3, "tail {i_tail}, target {target}");
+        // ±0.3 LU, tighter than the ±0.5 LU requirement; what is left is the noise's ±3 dB wander seen
+        // through a 3 s window and a 3 dB/s slew.
+        assert!((i_out - target).abs() <= 0.3, "whole {i_out}, target {target}");
+        // The goal is clamped to target ± 2 LU; 0.3 LU for the wander as above.
+        assert!((i_tail - target).abs() <= 2.3, "tail {i_tail}, target {target}");
     }
 }
 
@@ -122,11 +130,12 @@ fn converges_on_music() {
 
 #[test]
 fn sweep_all_wesnoth_tracks() {
-    // Every track's first 60 s from a cold start. Measured when written: 29 of 40 within ±0.5 LU over the
-    // whole excerpt (largest miss 1.8 LU), 28 of the 35 tracks of >= 30 s within ±0.5 LU from 10 s on;
-    // the misses are loud entries faster than the slew (module doc). Asserted with a margin of 2 tracks
-    // each so that the suite guards the behaviour without pinning every decimal; plus no track more than
-    // 2.5 LU off.
+    // Every track's first 60 s from a cold start (no limiter). Measured when written: 34 of 40 within
+    // ±0.5 LU over the whole excerpt, 31 of the 35 tracks of >= 30 s within ±0.5 LU from 10 s on (the
+    // previous control law, without the programme goal: 29 and 28); the misses are loud entries faster
+    // than the slew in a minute too short to pay them back (module doc). Asserted with a margin of 2
+    // tracks each so that the suite guards the behaviour without pinning every decimal; plus no track
+    // more than 2.5 LU off.
     let dir = "/usr/share/games/wesnoth/1.16/data/core/music/";
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -151,8 +160,8 @@ fn sweep_all_wesnoth_tracks() {
     }
     println!("within ±0.5 LU: {whole}/{} whole, {tails}/{long} from 10 s", names.len());
     assert!(names.len() >= 40, "{} tracks", names.len());
-    assert!(whole >= 27, "{whole} whole");
-    assert!(tails >= 26, "{tails}/{long} tails");
+    assert!(whole >= 32, "{whole} whole");
+    assert!(tails >= 29, "{tails}/{long} tails");
     assert!(worst <= 2.5, "worst {worst} LU");
 }
 
@@ -272,6 +281,8 @@ fn block_size_invariant() {
 fn reset_is_deterministic() {
     let x = program_noise(41, 8.0, -35.0);
     let mut c = controller();
+    // With the limiter model on, so its state is covered by the reset too.
+    c.set_param(PARAM_LIMITER_FOLLOWS, 1.0).unwrap();
     c.set_param(PARAM_GATE_LU, 12.0).unwrap();
     let (a, ga) = run(&mut c, &x, 300);
     c.reset();
@@ -317,4 +328,75 @@ fn target_change_acts_within_a_block() {
     let moved = before - c.gain_db();
     // At least one full grid step (3 dB/s * 32 / 48000 = 0.002 dB), at most two (64 frames).
     assert!((0.002 - 1e-9..=0.004 + 1e-9).contains(&moved), "moved {moved} dB");
+}
+
+#[test]
+fn limiter_model_predicts_chain_loudness() {
+    // battle-epic's first 60 s at the streaming target (-16 LUFS) before a limiter at -4 dBTP, which
+    // takes clearly audible loudness off this loud orchestral programme (at -1 dBTP it takes only a few
+    // hundredths of a LU: the ceiling is lowered here so the test has something to predict). The
+    // controller's programme loudness (measured on its side-chain copy of the limiter) must equal what
+    // our meter reads after a real limiter at the same ceiling: the same code on the same samples, so
+    // 0.02 LU covers only the lookahead's few ms at the end and the 400 ms block grid's alignment.
+    let x = wesnoth("battle-epic.ogg", 60);
+    let mut c = LoudnessControl::new(2);
+    c.prepare(SR, 512);
+    c.set_param(PARAM_TARGET_LUFS, -16.0).unwrap();
+    c.set_param(PARAM_CEILING_DBTP, -4.0).unwrap();
+    let (y, _) = run(&mut c, &x, 512);
+    let mut l = Limiter::new(2);
+    l.prepare(SR, 512);
+    l.set_param(ballast_dsp::limiter::CEILING_DBTP, -4.0).unwrap();
+    l.reset();
+    let mut z = vec![vec![0.0f32; y[0].len()]; 2];
+    for pos in (0..y[0].len()).step_by(512) {
+        let n = 512.min(y[0].len() - pos);
+        let (z0, z1) = z.split_at_mut(1);
+        l.process(
+            &[&y[0][pos..pos + n], &y[1][pos..pos + n]],
+            &mut [&mut z0[0][pos..pos + n], &mut z1[0][pos..pos + n]],
+        );
+    }
+    let (pre, post, predicted) = (integrated(&y), integrated(&z), c.programme_lufs());
+    println!("controller out {pre:.3} LUFS, after limiter {post:.3} LUFS, predicted {predicted:.3} LUFS");
+    assert!((predicted - post).abs() <= 0.02, "predicted {predicted}, after limiter {post}");
+    // The limiter does take loudness off here (else this test would prove nothing).
+    assert!(pre - post > 0.1, "limiter loss {}", pre - post);
+    // Switched off, the programme loudness is the controller's own output.
+    let mut c = controller();
+    c.set_param(PARAM_TARGET_LUFS, -16.0).unwrap();
+    let (y, _) = run(&mut c, &x, 512);
+    assert!((c.programme_lufs() - integrated(&y)).abs() <= 0.02);
+}
+
+#[test]
+fn early_overshoot_is_paid_back() {
+    // Loud programme from a cold start: -8 dBFS-peak noise (about -12 LUFS) against the start gain of
+    // -6 dB, so the first seconds run ~5 LU over target while the gain slews down at 3 dB/s. A controller
+    // that only holds the recent output at target would leave the whole-programme reading that much
+    // energy over; the programme goal runs slightly under target afterwards until the integrated loudness
+    // is back. Over 120 s: within 0.15 LU of target (the noise's ±3 dB wander seen through the windows),
+    // and the first 20 s alone read clearly over target (else there was nothing to pay back).
+    let x = program_noise(71, 120.0, -8.0);
+    let mut c = controller();
+    let (y, _) = run(&mut c, &x, 256);
+    let head: Vec<Vec<f32>> = y.iter().map(|ch| ch[..(20.0 * SR) as usize].to_vec()).collect();
+    let (whole, first) = (integrated(&y), integrated(&head));
+    println!("first 20 s {first:.2} LUFS, whole 120 s {whole:.2} LUFS");
+    assert!(first > -22.5, "first 20 s {first}");
+    assert!((whole + 23.0).abs() <= 0.15, "whole {whole}");
+}
+
+#[test]
+fn programme_restarts_after_long_silence() {
+    // 10 s of digital silence (input below the absolute gate) ends a programme: the output's programme
+    // loudness starts afresh; 5 s does not.
+    for (gap, fresh) in [(5.0, false), (11.0, true)] {
+        let a = program_noise(81, 15.0, -20.0);
+        let z = vec![0.0f32; (gap * SR) as usize];
+        let x: Vec<Vec<f32>> = (0..2).map(|ch| [a[ch].clone(), z.clone()].concat()).collect();
+        let mut c = controller();
+        let _ = run(&mut c, &x, 256);
+        assert_eq!(c.programme_lufs() == f64::NEG_INFINITY, fresh, "gap {gap}: {}", c.programme_lufs());
+    }
 }
