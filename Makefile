@@ -3,9 +3,10 @@ CARGO ?= cargo
 
 .PHONY: run test deps bench
 
-## Installs missing system packages, then shows what runs today (the daemon arrives with a later issue).
+## Installs missing system packages, builds, renders the default config offline and measures it (the
+## real-time daemon arrives with a later issue).
 run: deps
-	@$(CARGO) build --release -q -p ballastctl
+	@$(CARGO) build --release -q -p ballastctl -p ballastd
 	@scripts/demo.sh
 
 ## Installs missing system packages, then: unit + integration tests, clippy (warnings are errors), rustfmt.
