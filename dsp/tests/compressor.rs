@@ -24,15 +24,8 @@ fn comp(channels: usize, params: &[(ParamId, f32)]) -> Compressor {
     c
 }
 
-/// Amplitude of the `f` Hz component of `x[range]` (whole cycles in the range).
 fn amp_at(x: &[f32], f: f64, range: std::ops::Range<usize>) -> f64 {
-    let (mut a, mut b) = (0.0, 0.0);
-    for n in range.clone() {
-        let w = 2.0 * PI * f * n as f64 / SR;
-        a += x[n] as f64 * w.sin();
-        b += x[n] as f64 * w.cos();
-    }
-    2.0 * a.hypot(b) / range.len() as f64
+    common::signals::amplitude_at(x, f, SR, range)
 }
 
 fn db(x: f64) -> f64 {

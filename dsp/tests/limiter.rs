@@ -353,23 +353,8 @@ fn fuzz_never_exceeds_the_ceiling() {
     }
 }
 
-/// Decodes `seconds` of a wesnoth track at `sample_rate`, stereo; `None` when ffmpeg or the file is
-/// missing (the caller then fails: the music package is part of the test environment).
 fn music(track: &str, sample_rate: f64, seconds: f64) -> Vec<Vec<f32>> {
-    let path = format!("/usr/share/games/wesnoth/1.16/data/core/music/{track}");
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i", &path, "-t", &seconds.to_string(), "-ar", &(sample_rate as u32).to_string()])
-        .args(["-ac", "2", "-f", "f32le", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success() && !out.stdout.is_empty(), "decoding {path} failed");
-    let samples: Vec<f32> = out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let mut chs: Vec<Vec<f32>> = (0..2).map(|_| Vec::with_capacity(samples.len() / 2)).collect();
-    for fr in samples.chunks_exact(2) {
-        chs[0].push(fr[0]);
-        chs[1].push(fr[1]);
-    }
-    chs
+    common::music::wesnoth(track, sample_rate, seconds)
 }
 
 #[test]

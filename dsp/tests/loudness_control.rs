@@ -11,7 +11,6 @@ use ballast_dsp::loudness_control::{
 };
 use ballast_dsp::Processor;
 use common::signals;
-use std::process::Command;
 
 #[global_allocator]
 static A: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;
@@ -70,18 +69,7 @@ fn program_noise(seed: u64, seconds: f64, level_db: f64) -> Vec<Vec<f32>> {
 }
 
 fn wesnoth(track: &str, seconds: u32) -> Vec<Vec<f32>> {
-    let path = format!("/usr/share/games/wesnoth/1.16/data/core/music/{track}");
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-i", &path, "-t", &seconds.to_string(), "-ar", "48000", "-ac", "2", "-f", "f32le", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "ffmpeg failed on {path}");
-    let (mut l, mut r) = (Vec::new(), Vec::new());
-    for fr in out.stdout.chunks_exact(8) {
-        l.push(f32::from_le_bytes([fr[0], fr[1], fr[2], fr[3]]));
-        r.push(f32::from_le_bytes([fr[4], fr[5], fr[6], fr[7]]));
-    }
-    vec![l, r]
+    common::music::wesnoth(track, SR, seconds as f64)
 }
 
 #[test]

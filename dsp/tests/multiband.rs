@@ -20,13 +20,7 @@ fn db(x: f64) -> f64 {
 }
 
 fn amp_at(x: &[f32], f: f64, range: std::ops::Range<usize>) -> f64 {
-    let (mut a, mut b) = (0.0, 0.0);
-    for n in range.clone() {
-        let w = 2.0 * PI * f * n as f64 / SR;
-        a += x[n] as f64 * w.sin();
-        b += x[n] as f64 * w.cos();
-    }
-    2.0 * a.hypot(b) / range.len() as f64
+    common::signals::amplitude_at(x, f, SR, range)
 }
 
 fn dft_mag(h: &[f32], f: f64) -> f64 {
@@ -314,26 +308,14 @@ fn reset_is_deterministic() {
     }
 }
 
-/// 20 s of real music (Debian's wesnoth-1.16-music), 48 kHz stereo, or `None` when it is not installed.
-fn music() -> Option<Vec<Vec<f32>>> {
-    let path = "/usr/share/games/wesnoth/1.16/data/core/music/battle-epic.ogg";
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-i", path, "-t", "20", "-ar", "48000", "-ac", "2", "-f", "f32le", "-"])
-        .output()
-        .ok()?;
-    if !out.status.success() || out.stdout.len() < 8 * 48_000 {
-        return None;
-    }
-    let samples: Vec<f32> = out.stdout.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Some((0..2).map(|c| samples.iter().skip(c).step_by(2).copied().collect()).collect())
+/// 20 s of real music (Debian's wesnoth-1.16-music), 48 kHz stereo.
+fn music() -> Vec<Vec<f32>> {
+    common::music::wesnoth("battle-epic.ogg", SR, 20.0)
 }
 
 #[test]
 fn real_music_broadcast_defaults_and_unity_energy() {
-    let Some(input) = music() else {
-        eprintln!("wesnoth music not installed: real-music test skipped");
-        return;
-    };
+    let input = music();
     // Broadcast defaults: output finite, the bands with content above their thresholds reduce, and with
     // no makeup the bands only ever attenuate, so the energy drops.
     let mut m = prepared(4, |_| {});

@@ -3,6 +3,7 @@
 //! `assert_no_alloc::AllocDisabler` as its global allocator.
 #![allow(dead_code)]
 
+pub mod music;
 pub mod rt;
 pub mod signals;
 

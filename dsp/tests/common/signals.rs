@@ -54,3 +54,15 @@ pub fn bursty_noise(seed: u64, frames: usize, segment: usize) -> Vec<f32> {
         })
         .collect()
 }
+
+/// Amplitude of the `freq` Hz component of `x[range]` (a single-bin DFT; exact when the range holds
+/// whole cycles).
+pub fn amplitude_at(x: &[f32], freq: f64, sample_rate: f64, range: std::ops::Range<usize>) -> f64 {
+    let (mut a, mut b) = (0.0, 0.0);
+    for n in range.clone() {
+        let w = 2.0 * PI * freq * n as f64 / sample_rate;
+        a += x[n] as f64 * w.sin();
+        b += x[n] as f64 * w.cos();
+    }
+    2.0 * a.hypot(b) / range.len() as f64
+}
