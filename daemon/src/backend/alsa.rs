@@ -1,0 +1,1 @@
+//! ALSA backend (being written).

@@ -1,0 +1,1 @@
+//! JACK backend (being written).
