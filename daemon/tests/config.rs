@@ -474,3 +474,57 @@ fn bands_as_tables_and_infinite_ratio() {
     assert_eq!(c.graph.nodes[0].shape, Shape { channels: 2, bands: 2 });
     one_error("[nodes.c]\nkind = \"compressor\"\nratio = nan\n", "3:9", &["ratio = nan is out of range 1..inf (:1)"]);
 }
+
+#[test]
+fn backend_keys_for_alsa_and_jack() {
+    let c = ok(r#"
+[engine]
+backend = "alsa"
+device = "plughw:1,0"
+capture_device = "hw:2"
+periods = 4
+rt_priority = 80
+jack_server = "studio"
+"#);
+    assert_eq!(c.engine.backend, Backend::Alsa);
+    assert_eq!(c.engine.device, "plughw:1,0");
+    assert_eq!(c.engine.capture_device.as_deref(), Some("hw:2"));
+    assert_eq!((c.engine.periods, c.engine.rt_priority), (4, 80));
+    assert_eq!(c.engine.jack_server.as_deref(), Some("studio"));
+    let d = ok("").engine;
+    assert_eq!((d.device.as_str(), d.capture_device, d.periods, d.rt_priority), ("default", None, 3, 70));
+
+    one_error("[engine]\nperiods = 1\n", "2:11", &["periods = 1", "out of range 2..16"]);
+    one_error("[engine]\nrt_priority = 99\n", "2:15", &["out of range 1..95"]);
+    one_error("[engine]\ndevice = \"\"\n", "2:10", &["must name an ALSA PCM"]);
+    one_error("[engine]\ndevise = \"hw:0\"\n", "2:1", &["unknown key `devise`", "did you mean `device`"]);
+}
+
+#[test]
+fn port_connections() {
+    let c = ok(r#"
+[ports]
+audio_in = ["in_l", "in_r"]
+audio_out = ["out_l", "out_r"]
+
+[ports.connect]
+out_l = ["system:playback_1"]
+out_r = ["system:playback_2", "meter:in_*"]
+in_l = ["system:capture_?"]
+
+[links]
+chain = ["in", "out"]
+"#);
+    assert_eq!(
+        c.ports.connect,
+        vec![
+            ("out_l".to_string(), vec!["system:playback_1".to_string()]),
+            ("out_r".to_string(), vec!["system:playback_2".to_string(), "meter:in_*".to_string()]),
+            ("in_l".to_string(), vec!["system:capture_?".to_string()]),
+        ]
+    );
+    let base = "[ports]\naudio_out = [\"out_l\"]\n[ports.connect]\n";
+    one_error(&format!("{base}out_1 = [\"system:playback_1\"]\n"), "4:1", &["not one of our ports", "`out_l`"]);
+    one_error(&format!("{base}out_l = [\"playback_1\"]\n"), "4:10", &["client:port"]);
+    one_error(&format!("{base}out_l = \"system:playback_1\"\n"), "4:9", &["wrong type", "an array"]);
+}
