@@ -7,3 +7,4 @@ pub mod config;
 pub mod engine;
 pub mod graph;
 pub mod offline;
+pub mod service;

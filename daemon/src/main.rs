@@ -1,8 +1,8 @@
 //! `ballastd`: the ballast audio server's command line.
 //!
-//! Today: `check` (validate a config), `render` (the offline backend: a WAV file through the graph)
-//! and `config-docs` (regenerate the node-kind part of `config/README.md`). Running the daemon under
-//! JACK/ALSA joins as a further subcommand.
+//! `ballastd [--config FILE]` runs the server (JACK or ALSA, see `ballastd::service`); the subcommands
+//! are tools: `check` (validate a config), `render` (the offline backend: a WAV file through the
+//! graph) and `config-docs` (regenerate the node-kind part of `config/README.md`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -52,12 +52,45 @@ Exit codes:
   3  the output cannot be written (missing or read-only directory, a directory in its place, disk full)
   130  interrupted (SIGINT, SIGTERM or SIGHUP): the temporary output is removed, nothing is written";
 
+const RUN_ABOUT: &str = "\
+The ballast real-time audio server.
+
+Without a subcommand, runs the server: loads the config, restores the run-time state, registers its
+JACK ports (or opens the ALSA device) and processes audio until SIGINT or SIGTERM (exit 0).
+SIGHUP re-reads the config and applies the difference without a dropout; an invalid config is
+rejected with its errors logged and the running graph left untouched.
+
+The config is the first of: --config FILE; $XDG_CONFIG_HOME/ballast/ballast.toml (default
+~/.config/ballast/ballast.toml); /etc/ballast/ballast.toml; the built-in demo (config/default.toml).
+The log says which. Run-time state lives in $XDG_STATE_HOME/ballast/state.json (default
+~/.local/state/ballast; $STATE_DIRECTORY under systemd).
+
+Logs go to stderr (to journald with structured fields when run by systemd); RUST_LOG sets the
+level (e.g. RUST_LOG=debug). Every config key is documented in config/README.md.";
+
+const RUN_EXIT_CODES: &str = "\
+Exit codes (server):
+  0  stopped by SIGINT or SIGTERM
+  1  cannot start: invalid config (every error as FILE:LINE:COL: error: …), or a backend that cannot
+     be set up (a missing JACK server is not an error: ballastd waits for it and retries)
+  2  wrong command line";
+
 /// The ballast real-time audio server.
 #[derive(Parser, Debug)]
-#[command(name = "ballastd", version, about, long_about = None)]
+#[command(
+    name = "ballastd",
+    version,
+    about,
+    long_about = RUN_ABOUT,
+    after_help = RUN_EXIT_CODES,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
+    /// Run with this config file (TOML; see config/README.md) instead of searching for one.
+    #[arg(long, short, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,7 +143,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    let Some(command) = cli.command else {
+        return ballastd::service::run(ballastd::service::RunOptions { config: cli.config });
+    };
+    match command {
         Command::Check { config } => check(&config),
         Command::Render { config, input, duration, output, block, compensate_latency, format } => {
             let source = match (input, duration) {

@@ -1,0 +1,458 @@
+//! The control thread: the one owner of the [`Controller`] (the single producer of the engine's command
+//! ring), the backend handle and the state file. Signals and backend events arrive as messages; a
+//! one-second tick keeps systemd's status line and the problem counters current.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use tracing::{debug, error, info, warn};
+
+use super::signals::Signal;
+use super::{describe, load_config, report_errors, Loaded};
+use crate::backend::{self, Backend, BackendEvent, BackendState, BackendStats};
+use crate::config::{Backend as BackendKind, Config};
+use crate::engine::{self, Controller, EngineConfig, ReclaimerThread};
+use crate::graph::GraphSpec;
+use crate::notify;
+use crate::paths;
+use crate::state::{LoadOutcome, SavedState, StateStore};
+
+/// Engine blocks this long run in one schedule pass; JACK periods up to it are not split.
+const MAX_BLOCK: usize = 2048;
+/// How often systemd's STATUS line is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
+/// How long the reclaimer sleeps between sweeps of the return ring.
+const RECLAIM_EVERY: Duration = Duration::from_millis(50);
+
+/// Counters whose increase is a problem worth a log line, as last seen.
+#[derive(Default)]
+struct Seen {
+    nonfinite: Vec<(String, u64)>,
+    ring_full: u64,
+    return_full: u64,
+    leaked: u64,
+}
+
+/// The running daemon, as the control thread holds it.
+pub struct Service {
+    cli_config: Option<PathBuf>,
+    config: Config,
+    digest: String,
+    config_name: String,
+    controller: Controller,
+    backend: Option<Box<dyn Backend>>,
+    stats: Arc<BackendStats>,
+    events: Receiver<BackendEvent>,
+    store: StateStore,
+    sample_rate: u32,
+    _reclaimer: ReclaimerThread,
+    watchdog: Option<notify::WatchdogThread>,
+    /// Advanced every tick: the watchdog pings only while the control thread is alive too.
+    heartbeat: Arc<AtomicU64>,
+    seen: Seen,
+    last_status: Instant,
+}
+
+impl Service {
+    /// Builds the engine, restores state, applies the graph and starts the backend.
+    pub fn start(cli_config: Option<PathBuf>, loaded: Loaded, memory_locked: bool) -> Result<Self, String> {
+        let Loaded { config, digest, name } = loaded;
+        let store = StateStore::new(paths::state_dir());
+        let (graph, bypassed) = restore(&store, &config, &digest, &name);
+
+        let sample_rate = config.engine.sample_rate_hz;
+        let (mut controller, engine, reclaimer) = engine::new(EngineConfig {
+            sample_rate: sample_rate as f64,
+            max_block: MAX_BLOCK.max(config.engine.block_size),
+            ..EngineConfig::default()
+        });
+        let report = match controller.apply(&graph) {
+            Ok(r) => r,
+            // A restored graph that no longer compiles: the config's own graph is the safe fallback.
+            Err(e) if graph != config.graph => {
+                warn!("the restored graph cannot run ({e}); starting from the config instead");
+                controller.apply(&config.graph).map_err(|e| format!("the graph cannot run: {e}"))?
+            }
+            Err(e) => return Err(format!("the graph cannot run: {e}")),
+        };
+        for name in &bypassed {
+            if let Err(e) = controller.bypass(name, true) {
+                warn!("cannot restore the bypass of node {name}: {e}");
+            }
+        }
+        info!(
+            nodes = controller.spec().nodes.len(),
+            latency_samples = report.latency_samples,
+            "graph ready: {} nodes, latency {} samples",
+            controller.spec().nodes.len(),
+            report.latency_samples
+        );
+        let reclaimer = reclaimer.spawn(RECLAIM_EVERY).map_err(|e| format!("cannot start the reclaimer: {e}"))?;
+
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let backend = start_backend(&config, engine, events_tx)?;
+        backend.set_latency(report.latency_samples);
+        let stats = backend.stats();
+        stats.set_memory_locked(memory_locked);
+
+        let heartbeat = Arc::new(AtomicU64::new(0));
+        let watchdog = notify::spawn_watchdog(alive_check(stats.clone(), heartbeat.clone()));
+        notify::ready(&format!("{} backend starting, {} nodes", backend.name(), controller.spec().nodes.len()));
+
+        let mut service = Service {
+            cli_config,
+            config,
+            digest,
+            config_name: name,
+            controller,
+            backend: Some(backend),
+            stats,
+            events,
+            store,
+            sample_rate,
+            _reclaimer: reclaimer,
+            watchdog,
+            heartbeat,
+            seen: Seen::default(),
+            last_status: Instant::now(),
+        };
+        service.save_state();
+        Ok(service)
+    }
+
+    /// The control loop; returns the process's exit status.
+    pub fn run(mut self, signals: Receiver<Signal>) -> ExitCode {
+        let ticker = crossbeam_channel::tick(Duration::from_secs(1));
+        let events = self.events.clone();
+        loop {
+            crossbeam_channel::select! {
+                recv(signals) -> sig => match sig {
+                    Ok(Signal::Reload) => self.reload(),
+                    Ok(Signal::Stop(name)) => {
+                        info!("{name} received: stopping");
+                        break;
+                    }
+                    Err(_) => break,
+                },
+                recv(events) -> ev => {
+                    if let Ok(ev) = ev {
+                        self.on_backend(ev);
+                    }
+                }
+                recv(ticker) -> _ => self.tick(),
+            }
+        }
+        self.shutdown()
+    }
+
+    fn on_backend(&mut self, ev: BackendEvent) {
+        match ev {
+            BackendEvent::Running { sample_rate, block_size } => {
+                debug!(sample_rate, block_size, "backend running");
+                self.follow_rate(sample_rate);
+                self.update_status();
+            }
+            BackendEvent::SampleRate(rate) => self.follow_rate(rate),
+            BackendEvent::BlockSize(frames) => info!("block size now {frames} frames"),
+            BackendEvent::Lost { reason } => {
+                notify::status(&format!("waiting for the audio backend: {reason}"));
+            }
+            BackendEvent::Warning(w) => warn!("{w}"),
+        }
+    }
+
+    /// The backend runs at `rate`: re-prepare the graph when the engine was made for another.
+    fn follow_rate(&mut self, rate: u32) {
+        if rate == self.sample_rate || rate == 0 {
+            return;
+        }
+        match self.controller.set_sample_rate(rate as f64) {
+            Ok(report) => {
+                info!(
+                    "sample rate {} Hz -> {rate} Hz: graph re-prepared (node state reset), latency {} samples",
+                    self.sample_rate, report.latency_samples
+                );
+                self.sample_rate = rate;
+                if let Some(b) = &self.backend {
+                    b.set_latency(report.latency_samples);
+                }
+            }
+            Err(e) => error!("cannot re-prepare the graph for {rate} Hz: {e}"),
+        }
+    }
+
+    /// SIGHUP: re-read the config; apply the difference, or keep everything when it is invalid.
+    fn reload(&mut self) {
+        notify::reloading();
+        let loc = super::reload_location(self.cli_config.as_deref());
+        info!("reloading {}", describe(&loc));
+        match load_config(&loc) {
+            Err(errors) => {
+                report_errors(&errors);
+                error!(
+                    "reload rejected: {} error(s); the running graph is untouched",
+                    errors.diagnostics.iter().filter(|d| d.severity == crate::config::Severity::Error).count()
+                );
+            }
+            Ok(loaded) => self.apply_reload(loaded),
+        }
+        notify::ready(&self.status_line());
+    }
+
+    fn apply_reload(&mut self, loaded: Loaded) {
+        let Loaded { config, digest, name } = loaded;
+        for w in &config.warnings {
+            warn!("{w}");
+        }
+        let (old, new) = (&self.config.ports, &config.ports);
+        if old.audio_in != new.audio_in || old.audio_out != new.audio_out {
+            error!(
+                "reload rejected: [ports] audio_in/audio_out changed ({:?} -> {:?}, {:?} -> {:?}); \
+                 changing the daemon's ports needs a restart; the running graph is untouched",
+                old.audio_in, new.audio_in, old.audio_out, new.audio_out
+            );
+            return;
+        }
+        let restart_only = restart_only_changes(&self.config, &config);
+        if !restart_only.is_empty() {
+            warn!("{} changed; that takes effect at the next restart", restart_only.join(", "));
+        }
+        match self.controller.apply(&config.graph) {
+            Ok(r) => {
+                info!(
+                    "reloaded {name}: {} nodes kept (state intact), {} added, {} removed, {} parameter changes; \
+                     latency {} samples",
+                    r.kept, r.inserted, r.removed, r.params_sent, r.latency_samples
+                );
+                if let Some(b) = &self.backend {
+                    b.set_latency(r.latency_samples);
+                }
+                // Ports and engine settings that need a restart stay as they run.
+                let ports = self.config.ports.clone();
+                let engine = self.config.engine.clone();
+                self.config = config;
+                self.config.ports.audio_in = ports.audio_in;
+                self.config.ports.audio_out = ports.audio_out;
+                if !restart_only.is_empty() {
+                    self.config.engine = engine;
+                    self.config.ports = ports;
+                }
+                self.digest = digest;
+                self.config_name = name;
+                self.save_state();
+            }
+            Err(e) => error!("reload rejected: {e}; the running graph is untouched"),
+        }
+    }
+
+    /// Once a second: heartbeat, problem counters, and every few seconds the status line.
+    fn tick(&mut self) {
+        self.heartbeat.fetch_add(1, Ordering::Relaxed);
+        self.report_problems();
+        if self.last_status.elapsed() >= STATUS_EVERY {
+            self.last_status = Instant::now();
+            self.update_status();
+        }
+    }
+
+    fn report_problems(&mut self) {
+        for node in &self.controller.spec().nodes {
+            let Some(m) = self.controller.meters(&node.name) else { continue };
+            let now = m.nonfinite_resets();
+            match self.seen.nonfinite.iter_mut().find(|(n, _)| *n == node.name) {
+                Some((_, last)) if *last == now => {}
+                Some((_, last)) => {
+                    warn!("node {} produced NaN/Inf: reset ({} times in all)", node.name, now);
+                    *last = now;
+                }
+                None if now > 0 => {
+                    warn!("node {} produced NaN/Inf: reset ({} times in all)", node.name, now);
+                    self.seen.nonfinite.push((node.name.clone(), now));
+                }
+                None => self.seen.nonfinite.push((node.name.clone(), now)),
+            }
+        }
+        let s = self.controller.stats();
+        for (what, now, last) in [
+            ("command ring full (a change was refused; retry)", s.ring_full, &mut self.seen.ring_full),
+            ("return ring full (retired objects waited a block)", s.return_full, &mut self.seen.return_full),
+            ("retired objects leaked by the RT side", s.leaked, &mut self.seen.leaked),
+        ] {
+            if now > *last {
+                warn!("{what}: {} more ({} in all)", now - *last, now);
+                *last = now;
+            }
+        }
+    }
+
+    fn status_line(&self) -> String {
+        let b = &self.stats;
+        match b.state() {
+            BackendState::Running => format!(
+                "{} {} Hz/{} frames, DSP load {:.1}%, xruns {}, {} nodes",
+                self.backend.as_ref().map_or("?", |b| b.name()),
+                b.sample_rate(),
+                b.block_size(),
+                b.dsp_load(),
+                b.xruns(),
+                self.controller.spec().nodes.len()
+            ),
+            BackendState::Retrying => "waiting for the audio backend (retrying)".to_string(),
+            BackendState::Starting => "starting the audio backend".to_string(),
+            BackendState::Stopped => "stopped".to_string(),
+        }
+    }
+
+    fn update_status(&self) {
+        notify::status(&self.status_line());
+    }
+
+    /// Writes the running graph (with every run-time change) to the state file.
+    fn save_state(&mut self) {
+        let state = SavedState {
+            config_digest: self.digest.clone(),
+            graph: self.controller.current_spec(),
+            bypassed: self.controller.bypassed(),
+        };
+        match self.store.save(&state) {
+            Ok(()) => debug!("state saved to {}", self.store.path().display()),
+            Err(e) => warn!("cannot save state to {}: {e}", self.store.path().display()),
+        }
+    }
+
+    fn shutdown(mut self) -> ExitCode {
+        notify::stopping();
+        self.watchdog = None;
+        if let Some(b) = self.backend.take() {
+            let name = b.name();
+            // The engine comes back here, off the RT thread, and is dropped with its nodes.
+            drop(b.stop());
+            info!("{name} backend stopped");
+        }
+        self.save_state();
+        info!("stopped");
+        ExitCode::SUCCESS
+    }
+}
+
+/// The graph to start with: the saved state when it was made from this very config, else the config's.
+fn restore(store: &StateStore, config: &Config, digest: &str, name: &str) -> (GraphSpec, Vec<String>) {
+    match store.load() {
+        LoadOutcome::Loaded(s) if s.config_digest == digest => {
+            info!("restored run-time state from {}", store.path().display());
+            (s.graph, s.bypassed)
+        }
+        LoadOutcome::Loaded(_) => {
+            info!(
+                "{name} changed since the state in {} was saved; starting from the config",
+                store.path().display()
+            );
+            (config.graph.clone(), Vec::new())
+        }
+        LoadOutcome::SetAside { moved_to, reason } => {
+            warn!(
+                "state file {} is unusable ({reason}); moved it to {}; starting from the config",
+                store.path().display(),
+                moved_to.display()
+            );
+            (config.graph.clone(), Vec::new())
+        }
+        LoadOutcome::None => (config.graph.clone(), Vec::new()),
+    }
+}
+
+/// Settings a reload cannot change on a running backend.
+fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (a, b) = (&old.engine, &new.engine);
+    let mut out = Vec::new();
+    if a.backend != b.backend {
+        out.push("[engine] backend");
+    }
+    if a.client_name != b.client_name {
+        out.push("[engine] client_name");
+    }
+    if a.jack_server != b.jack_server {
+        out.push("[engine] jack_server");
+    }
+    if (a.sample_rate_hz, a.block_size, &a.device, &a.capture_device, a.periods, a.rt_priority)
+        != (b.sample_rate_hz, b.block_size, &b.device, &b.capture_device, b.periods, b.rt_priority)
+        && a.backend == BackendKind::Alsa
+    {
+        out.push("[engine] ALSA settings");
+    }
+    if old.ports.midi_in != new.ports.midi_in {
+        out.push("[ports] midi_in");
+    }
+    if old.ports.connect != new.ports.connect {
+        out.push("[ports.connect]");
+    }
+    out
+}
+
+fn start_backend(
+    config: &Config,
+    engine: engine::Engine,
+    events: Sender<BackendEvent>,
+) -> Result<Box<dyn Backend>, String> {
+    let e = &config.engine;
+    match e.backend {
+        BackendKind::Jack => {
+            let opts = backend::jack::JackOptions {
+                client_name: e.client_name.clone(),
+                server_name: e.jack_server.clone(),
+                audio_in: config.ports.audio_in.clone(),
+                audio_out: config.ports.audio_out.clone(),
+                midi_in: config.ports.midi_in.clone(),
+                connect: config
+                    .ports
+                    .connect
+                    .iter()
+                    .map(|(port, patterns)| backend::jack::ConnectRule {
+                        port: port.clone(),
+                        patterns: patterns.clone(),
+                    })
+                    .collect(),
+                retry_max: Duration::from_secs(5),
+            };
+            let b = backend::jack::start(opts, engine, events).map_err(|e| format!("JACK backend: {e}"))?;
+            Ok(Box::new(b))
+        }
+        BackendKind::Alsa => {
+            let opts = backend::alsa::AlsaOptions {
+                device: e.device.clone(),
+                capture_device: e.capture_device.clone(),
+                sample_rate: e.sample_rate_hz,
+                period: e.block_size,
+                periods: e.periods,
+                inputs: config.ports.audio_in.len(),
+                outputs: config.ports.audio_out.len(),
+                rt_priority: e.rt_priority,
+            };
+            let b = backend::alsa::start(opts, engine, events).map_err(|e| format!("ALSA backend: {e}"))?;
+            Ok(Box::new(b))
+        }
+        BackendKind::Offline => Err("backend = \"offline\" is for `ballastd render`; \
+             to run the daemon, set [engine] backend = \"jack\" or \"alsa\""
+            .to_string()),
+    }
+}
+
+/// The watchdog's test: the control thread is ticking, and the RT side is cycling or the backend is
+/// knowingly waiting for its server/device (a daemon waiting for JACK is healthy, not hung).
+fn alive_check(stats: Arc<BackendStats>, heartbeat: Arc<AtomicU64>) -> Box<dyn FnMut() -> bool + Send> {
+    let mut last_cycles = u64::MAX;
+    let mut last_beat = u64::MAX;
+    Box::new(move || {
+        let cycles = stats.cycles();
+        let beat = heartbeat.load(Ordering::Relaxed);
+        let rt_ok = cycles != last_cycles || matches!(stats.state(), BackendState::Retrying | BackendState::Starting);
+        let control_ok = beat != last_beat;
+        last_cycles = cycles;
+        last_beat = beat;
+        rt_ok && control_ok
+    })
+}
