@@ -1,0 +1,141 @@
+//! `ballastd` as a service, end to end: a real JACK dummy server, the real binary, real signals, real
+//! files. What a user sees is the JACK ports, the log, the exit status and the state file.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use common::{scratch, Daemon, Jackd};
+use nix::sys::signal::Signal;
+
+fn config_text(client: &str, ceiling: f64) -> String {
+    format!(
+        r#"[engine]
+backend = "jack"
+client_name = "{client}"
+
+[ports]
+audio_in = ["in_l", "in_r"]
+audio_out = ["out_l", "out_r"]
+
+[nodes.limit]
+kind = "limiter"
+ceiling_dbtp = {ceiling:.1}
+
+[links]
+chain = ["in", "limit", "out"]
+"#
+    )
+}
+
+fn state_json(home: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(home.join("state/ballast/state.json")).expect("state.json exists");
+    serde_json::from_str(&text).expect("state.json is JSON")
+}
+
+#[test]
+fn runs_on_jack_reloads_on_sighup_and_stops_on_sigterm() {
+    let home = scratch("svc-run");
+    let jack = Jackd::start(&format!("bsvc-run-{}", std::process::id()));
+    let cfg = home.join("ballast.toml");
+    fs::write(&cfg, config_text("svc", -1.0)).unwrap();
+    let mut d = Daemon::start(&home, &["--config", cfg.to_str().unwrap()], &[("JACK_DEFAULT_SERVER", &jack.name)]);
+
+    jack.wait_ports(&["svc:in_l", "svc:in_r", "svc:out_l", "svc:out_r"]);
+    let said = d.wait_log("(from --config)", 0);
+    assert!(said.contains(cfg.to_str().unwrap()), "{said}");
+
+    // A valid change: applied in place, the limiter kept (its state intact).
+    fs::write(&cfg, config_text("svc", -2.0)).unwrap();
+    d.signal(Signal::SIGHUP);
+    let line = d.wait_log("reloaded", 0);
+    assert!(line.contains("1 nodes kept") && line.contains("1 parameter changes"), "{line}");
+
+    // An invalid one: every error with file:line:col, the graph untouched, the daemon still running.
+    fs::write(&cfg, config_text("svc", -2.0).replace("ceiling_dbtp", "celing_dbtp")).unwrap();
+    d.signal(Signal::SIGHUP);
+    d.wait_log("reload rejected", 0);
+    let log = d.log_text();
+    let at = format!("{}:11:1: error: unknown key `celing_dbtp`", cfg.display());
+    assert!(log.contains(&at), "wanted `{at}` in the log:\n{log}");
+    assert!(log.contains("did you mean `ceiling_dbtp`"), "{log}");
+    assert!(d.alive());
+    jack.wait_ports(&["svc:out_l", "svc:out_r"]);
+
+    d.signal(Signal::SIGTERM);
+    let status = d.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}; log:\n{}", d.log_text());
+    assert!(d.log_text().contains("stopped"));
+    // The state holds what ran last: the reloaded ceiling.
+    let state = state_json(&home);
+    let text = state.to_string();
+    assert!(text.contains("ceiling_dbtp") && text.contains("-2"), "{text}");
+    // No ANSI colours in a log that is not a terminal.
+    assert!(!d.log_text().contains('\u{1b}'), "ANSI escapes in a piped log");
+}
+
+#[test]
+fn finds_the_user_config_and_restores_state_after_a_crash() {
+    let home = scratch("svc-xdg");
+    let jack = Jackd::start(&format!("bsvc-xdg-{}", std::process::id()));
+    fs::create_dir_all(home.join("config/ballast")).unwrap();
+    fs::write(home.join("config/ballast/ballast.toml"), config_text("xdg", -1.5)).unwrap();
+
+    let mut d = Daemon::start(&home, &[], &[("JACK_DEFAULT_SERVER", &jack.name)]);
+    jack.wait_ports(&["xdg:out_l"]);
+    let said = d.wait_log("(user config)", 0);
+    assert!(said.contains("config/ballast/ballast.toml"), "{said}");
+    common::wait_for(Duration::from_secs(10), "the first state save", || {
+        home.join("state/ballast/state.json").exists().then_some(())
+    });
+
+    // kill -9: no clean shutdown; the state file written at start must still be whole.
+    d.signal(Signal::SIGKILL);
+    d.wait_exit(Duration::from_secs(5));
+    common::wait_for(Duration::from_secs(10), "the old client to leave", || {
+        jack.ports().filter(|p| !p.iter().any(|n| n.starts_with("xdg:"))).map(|_| ())
+    });
+
+    let mut again = Daemon::start(&home, &[], &[("JACK_DEFAULT_SERVER", &jack.name)]);
+    again.wait_log("restored run-time state", 0);
+    jack.wait_ports(&["xdg:out_l"]);
+    again.signal(Signal::SIGINT);
+    assert!(again.wait_exit(Duration::from_secs(10)).success());
+}
+
+#[test]
+fn keeps_running_without_a_jack_server_and_connects_when_one_appears() {
+    let home = scratch("svc-wait");
+    let name = format!("bsvc-wait-{}", std::process::id());
+    let cfg = home.join("ballast.toml");
+    fs::write(&cfg, config_text("late", -1.0)).unwrap();
+    let mut d = Daemon::start(&home, &["--config", cfg.to_str().unwrap()], &[("JACK_DEFAULT_SERVER", &name)]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(d.alive(), "ballastd must wait for JACK, not exit; log:\n{}", d.log_text());
+
+    let jack = Jackd::start(&name);
+    jack.wait_ports(&["late:in_l", "late:out_r"]);
+    // The server dies and comes back: the daemon re-registers its ports.
+    jack.kill();
+    std::thread::sleep(Duration::from_millis(500));
+    let jack = Jackd::start(&name);
+    jack.wait_ports(&["late:in_l", "late:out_r"]);
+    assert!(d.alive());
+    d.signal(Signal::SIGTERM);
+    assert!(d.wait_exit(Duration::from_secs(10)).success(), "{}", d.log_text());
+}
+
+#[test]
+fn an_invalid_config_stops_the_start_with_positions() {
+    let home = scratch("svc-bad");
+    let cfg = home.join("bad.toml");
+    fs::write(&cfg, "[engine]\nbackend = \"jak\"\n").unwrap();
+    let mut d = Daemon::start(&home, &["--config", cfg.to_str().unwrap()], &[]);
+    let status = d.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(1));
+    let log = d.log_text();
+    assert!(log.contains(&format!("{}:2:11: error: unknown backend \"jak\"", cfg.display())), "{log}");
+    assert!(log.contains("cannot start"), "{log}");
+}
