@@ -231,16 +231,13 @@ impl Service {
                 if let Some(b) = &self.backend {
                     b.set_latency(r.latency_samples);
                 }
-                // Ports and engine settings that need a restart stay as they run.
-                let ports = self.config.ports.clone();
-                let engine = self.config.engine.clone();
-                self.config = config;
-                self.config.ports.audio_in = ports.audio_in;
-                self.config.ports.audio_out = ports.audio_out;
+                // Settings that need a restart stay as they run, so the next reload warns again.
+                let mut running = config;
                 if !restart_only.is_empty() {
-                    self.config.engine = engine;
-                    self.config.ports = ports;
+                    running.engine = self.config.engine.clone();
+                    running.ports = self.config.ports.clone();
                 }
+                self.config = running;
                 self.digest = digest;
                 self.config_name = name;
                 self.save_state();
@@ -359,6 +356,10 @@ fn restore(store: &StateStore, config: &Config, digest: &str, name: &str) -> (Gr
                 store.path().display(),
                 moved_to.display()
             );
+            (config.graph.clone(), Vec::new())
+        }
+        LoadOutcome::Failed { reason } => {
+            warn!("state file {} is unusable ({reason}); starting from the config", store.path().display());
             (config.graph.clone(), Vec::new())
         }
         LoadOutcome::None => (config.graph.clone(), Vec::new()),

@@ -42,7 +42,7 @@ pub struct Loaded {
 pub fn load_config(loc: &ConfigLocation) -> Result<Loaded, Errors> {
     let (text, name) = match (&loc.source, &loc.path) {
         (ConfigSource::BuiltIn, _) | (_, None) => {
-            (paths::BUILTIN_CONFIG.to_string(), "<built-in config/default.toml>".to_string())
+            (paths::BUILTIN_CONFIG.to_string(), paths::BUILTIN_CONFIG_NAME.to_string())
         }
         (_, Some(path)) => {
             let name = path.display().to_string();
