@@ -7,3 +7,5 @@ pub mod config;
 pub mod engine;
 pub mod graph;
 pub mod offline;
+pub mod paths;
+pub mod state;
