@@ -255,13 +255,19 @@ pub fn encode(s: &SavedState) -> Result<String, String> {
 
 /// Parses and validates a version-1 state file; the error says what is wrong, for the log.
 pub fn decode(bytes: &[u8]) -> Result<SavedState, String> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
-    match value.get("version").and_then(|v| v.as_u64()) {
+    // The version first, so a file of another version is reported as such, not as a schema mismatch.
+    // (Parsed twice rather than through `serde_json::Value`, whose maps would lose the params' order.)
+    #[derive(Deserialize)]
+    struct Probe {
+        version: Option<serde_json::Value>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    match probe.version.as_ref().and_then(|v| v.as_u64()) {
         Some(FORMAT_VERSION) => {}
         Some(v) => return Err(format!("format version {v}; this ballastd reads version {FORMAT_VERSION}")),
         None => return Err("no numeric \"version\": not a ballast state file".into()),
     }
-    let file: FileV1 = serde_json::from_value(value).map_err(|e| format!("not a version-1 state file: {e}"))?;
+    let file: FileV1 = serde_json::from_slice(bytes).map_err(|e| format!("not a version-1 state file: {e}"))?;
     validate(file)
 }
 
