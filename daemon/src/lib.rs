@@ -6,6 +6,8 @@ pub mod backend;
 pub mod config;
 pub mod engine;
 pub mod graph;
+pub mod logging;
+pub mod notify;
 pub mod offline;
 pub mod paths;
 pub mod state;
