@@ -414,3 +414,80 @@ fn runs_the_engine_in_jack() {
     assert_eq!(stats.state(), BackendState::Stopped);
     assert!(ports_of(&jackd.lsp(&[]), "ballast").is_empty(), "ports gone after stop");
 }
+
+/// `jack_lsp -c` lines under `port`: the ports it is connected to.
+fn connections(jackd: &Jackd, port: &str) -> Vec<String> {
+    let lsp = jackd.lsp(&["-c"]);
+    let mut lines = lsp.lines().skip_while(|l| *l != port);
+    lines.next();
+    lines.take_while(|l| l.starts_with(char::is_whitespace)).map(|l| l.trim().to_string()).collect()
+}
+
+/// The server is killed (SIGKILL) and started again under the same name: the backend reports the
+/// loss once, reconnects, re-registers its ports, restores the connections it had (one made with
+/// `jack_connect`, and the test client's, once that client is back), and keeps running the same
+/// engine with the parameters it had.
+#[test]
+fn survives_a_server_restart() {
+    let _s = serial();
+    let name = Jackd::unique("restart");
+    let mut jackd = Jackd::start(&name);
+    let mut rig = rig(options(&name, vec![]));
+    rig.wait_running();
+
+    let tester = Tester::new(&name, "tester");
+    tester.wire();
+    jackd.connect("ballast:out_1", "system:playback_1");
+    rig.ctl.set_param(LIMITER, INPUT_GAIN_DB, -6.0).unwrap();
+    let half = SINE_AMP as f32 * 0.501;
+    tester.wait_level(half, 2e-3);
+    let blocks_before = rig.ctl.stats().blocks;
+    // The test client quits first (libjack cannot have a client of a dead server open in this process
+    // while another one of ours retries: its clean-up frees every client here). Its connections go
+    // with it, but the backend remembers them for when its ports come back.
+    drop(tester);
+    std::thread::sleep(Duration::from_millis(500));
+
+    jackd.kill9();
+    let reason = match rig.next_event() {
+        BackendEvent::Lost { reason } => reason,
+        e => panic!("expected Lost, got {e:?}"),
+    };
+    eprintln!("lost: {reason}");
+    assert_eq!(rig.backend().stats().state(), BackendState::Retrying);
+    // Retries happen (backoff up to 1 s) but are not reported again.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(rig.events.try_recv().is_err(), "one event per transition");
+
+    let jackd = Jackd::start(&name);
+    let back = Instant::now();
+    assert_eq!(rig.wait_running(), (48_000, 256));
+    let reconnect = back.elapsed();
+    eprintln!("reconnected {reconnect:?} after the server accepted clients");
+    assert!(reconnect < Duration::from_secs(3), "reconnect took {reconnect:?}");
+    assert_eq!(rig.backend().stats().state(), BackendState::Running);
+    assert_eq!(
+        ports_of(&jackd.lsp(&[]), "ballast"),
+        ["ballast:in_1", "ballast:in_2", "ballast:out_1", "ballast:out_2", "ballast:midi_in"]
+    );
+    wait_for("the jack_connect connection restored", || {
+        connections(&jackd, "ballast:out_1").contains(&"system:playback_1".to_string())
+    });
+
+    // The test client comes back: its connections to us are restored when its ports appear, and the
+    // engine still has the -6 dB it was given before the restart.
+    let tester = Tester::new(&name, "tester");
+    wait_for("the test client's connections restored", || {
+        let c = connections(&jackd, "ballast:in_2");
+        c.contains(&"tester:out".to_string()) && connections(&jackd, "ballast:out_2").contains(&"tester:in_2".to_string())
+    });
+    tester.wait_level(half, 2e-3);
+    assert!(rig.ctl.stats().blocks > blocks_before, "the same engine keeps counting");
+    rig.ctl.set_param(LIMITER, INPUT_GAIN_DB, -12.0).unwrap();
+    tester.wait_level(SINE_AMP as f32 * 0.2512, 2e-3);
+
+    drop(tester);
+    let (took, engine_back) = rig.stop();
+    assert!(engine_back, "stop returns the engine after a restart");
+    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+}
