@@ -102,6 +102,22 @@ impl Jackd {
 
 impl Drop for Jackd {
     fn drop(&mut self) {
+        self.stop();
+        // jackd leaves its sockets and semaphores (a few bytes each) in /dev/shm; the names are ours.
+        if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+            let (a, b) = (format!("jack_{}_", self.name), format!("_{}_", self.name));
+            for e in dir.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if n.starts_with(&a) || (n.starts_with("jack_sem.") && n.contains(&b)) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+}
+
+impl Jackd {
+    fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SIGTERM lets jackd free its ~100 MB of /dev/shm; SIGKILL if it hangs.
             let _ = Command::new("kill").arg(c.id().to_string()).status();
@@ -366,13 +382,17 @@ fn runs_the_engine_in_jack() {
     // graph's. `set_latency` makes JACK recompute it.
     let latency = rig.ctl.latency_samples() as u32;
     let l = latency;
-    wait_for("capture latency on our outputs", || tester.latency("ballast:out_1", LatencyType::Capture) == (l, l));
-    assert_eq!(tester.latency("ballast:out_2", LatencyType::Capture), (l, l));
-    assert_eq!(tester.latency("ballast:in_1", LatencyType::Playback), (l, l));
-    assert_eq!(tester.latency("ballast:in_2", LatencyType::Playback), (l, l));
+    wait_for("the graph's latency on our ports", || {
+        tester.latency("ballast:out_1", LatencyType::Capture) == (l, l)
+            && tester.latency("ballast:out_2", LatencyType::Capture) == (l, l)
+            && tester.latency("ballast:in_1", LatencyType::Playback) == (l, l)
+            && tester.latency("ballast:in_2", LatencyType::Playback) == (l, l)
+    });
     rig.backend().set_latency(l as usize + 100);
-    wait_for("the new latency", || tester.latency("ballast:out_1", LatencyType::Capture) == (l + 100, l + 100));
-    assert_eq!(tester.latency("ballast:in_2", LatencyType::Playback), (l + 100, l + 100));
+    wait_for("the new latency", || {
+        tester.latency("ballast:out_1", LatencyType::Capture) == (l + 100, l + 100)
+            && tester.latency("ballast:in_2", LatencyType::Playback) == (l + 100, l + 100)
+    });
     let lsp_l = jackd.lsp(&["-l"]);
     assert!(lsp_l.contains(&format!("ballast:out_1\n\tport playback latency = [ 0 0 ] frames\n\tport capture latency = [ {0} {0} ] frames", l + 100)), "{lsp_l}");
     rig.backend().set_latency(l as usize);
@@ -489,5 +509,86 @@ fn survives_a_server_restart() {
     drop(tester);
     let (took, engine_back) = rig.stop();
     assert!(engine_back, "stop returns the engine after a restart");
+    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+}
+
+/// Auto-connect rules: applied to the ports present at start, and to ports that appear later, by
+/// glob, direction and type (audio outputs to inputs, inputs from outputs, MIDI to MIDI).
+#[test]
+fn auto_connects_by_glob() {
+    let _s = serial();
+    let jackd = Jackd::start(&Jackd::unique("connect"));
+    let rule = |port: &str, patterns: &[&str]| ConnectRule {
+        port: port.into(),
+        patterns: patterns.iter().map(|p| p.to_string()).collect(),
+    };
+    let rules = vec![
+        rule("out_1", &["system:playback_1"]),
+        rule("out_2", &["system:playback_2", "late:in_?"]),
+        rule("in_1", &["system:capture_1"]),
+        rule("in_2", &["late:*"]),
+        rule("midi_in", &["late:*"]),
+    ];
+    let mut rig = rig(options(&jackd.name, rules));
+    rig.wait_running();
+    wait_for("connections at start", || {
+        connections(&jackd, "ballast:out_1") == ["system:playback_1"]
+            && connections(&jackd, "ballast:out_2") == ["system:playback_2"]
+            && connections(&jackd, "ballast:in_1") == ["system:capture_1"]
+    });
+    assert!(connections(&jackd, "ballast:in_2").is_empty());
+
+    // A client appears (ports registered, then activated, as clients do).
+    let (late, _) = jb::open_client("late", Some(&jackd.name)).unwrap();
+    for p in ["in_1", "in_2"] {
+        late.register_port(p, AudioIn::default()).unwrap();
+    }
+    late.register_port("out", AudioOut::default()).unwrap();
+    late.register_port("midi_out", jack::MidiOut::default()).unwrap();
+    late.register_port("midi_in", jack::MidiIn::default()).unwrap();
+    let late = late.activate_async((), ()).unwrap();
+    wait_for("connections to the new client", || {
+        connections(&jackd, "ballast:out_2") == ["system:playback_2", "late:in_1", "late:in_2"]
+            && connections(&jackd, "ballast:in_2") == ["late:out"]
+            && connections(&jackd, "ballast:midi_in") == ["late:midi_out"]
+    });
+    // Nothing else: no audio into MIDI, no input-to-input, rules of other ports untouched.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(connections(&jackd, "ballast:out_1"), ["system:playback_1"]);
+    assert_eq!(connections(&jackd, "ballast:in_1"), ["system:capture_1"]);
+    assert_eq!(connections(&jackd, "late:midi_in"), Vec::<String>::new());
+    assert!(rig.events.try_recv().is_err(), "no warnings");
+
+    drop(late);
+    let (_, engine_back) = rig.stop();
+    assert!(engine_back);
+}
+
+/// No server at start: `start` succeeds, the backend retries (state Retrying) without events until a
+/// server appears, then runs; `stop` is quick while retrying.
+#[test]
+fn waits_for_a_server_and_stops_quickly() {
+    let _s = serial();
+    let name = Jackd::unique("later");
+    let mut rig = rig(options(&name, vec![]));
+    wait_for("Retrying", || rig.backend().stats().state() == BackendState::Retrying);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(rig.events.try_recv().is_err(), "no event while no server was ever reached");
+
+    let jackd = Jackd::start(&name);
+    assert_eq!(rig.wait_running(), (48_000, 256));
+    wait_for("the process callback", || rig.backend().stats().cycles() > 10);
+    let (took, engine_back) = rig.stop();
+    assert!(engine_back);
+    assert!(took < Duration::from_secs(1), "stop took {took:?}");
+    drop(jackd);
+
+    // Stopping while retrying (backoff at its 1 s cap): quick, and the engine comes back.
+    let mut rig = self::rig(options(&Jackd::unique("never"), vec![]));
+    wait_for("Retrying", || rig.backend().stats().state() == BackendState::Retrying);
+    std::thread::sleep(Duration::from_millis(2500));
+    let (took, engine_back) = rig.stop();
+    eprintln!("stop while retrying took {took:?}");
+    assert!(engine_back, "the engine comes back from a backend that never connected");
     assert!(took < Duration::from_secs(1), "stop took {took:?}");
 }

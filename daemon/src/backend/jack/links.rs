@@ -20,6 +20,9 @@ use crate::backend::BackendEvent;
 
 /// How long a disconnect waits before it counts as deliberate.
 const SETTLE: Duration = Duration::from_millis(300);
+/// How long a failed connect is retried before it is reported. Clients register their ports before
+/// they activate, and JACK refuses connections to an inactive client's ports.
+const RETRY_FOR: Duration = Duration::from_secs(5);
 
 /// JACK's port type names (`jack_sys`'s constants are statics, so not usable in a `const`).
 pub(crate) const AUDIO_TYPE: &str = "32 bit float mono audio";
@@ -39,49 +42,75 @@ pub(crate) struct Links {
     /// (our port's short name, the other port's full name).
     wanted: BTreeSet<(String, String)>,
     pending: Vec<((String, String), Instant)>,
+    /// Connects that failed: (our port index, other port, give up at, first error).
+    retry: Vec<(usize, String, Instant, String)>,
     events: Sender<BackendEvent>,
 }
 
 impl Links {
     pub(crate) fn new(ports: Vec<OwnPort>, rules: Vec<ConnectRule>, events: Sender<BackendEvent>) -> Self {
-        Self { ports, rules, wanted: BTreeSet::new(), pending: Vec::new(), events }
+        Self { ports, rules, wanted: BTreeSet::new(), pending: Vec::new(), retry: Vec::new(), events }
     }
 
     /// After (re)connecting: every rule against every existing port, then every remembered connection.
     pub(crate) fn apply_all(&mut self, client: &Client, own_name: &str) {
+        self.retry.clear();
         let prefix = format!("{own_name}:");
+        let mut todo = Vec::new();
         for rule in &self.rules {
-            let Some(own) = self.ports.iter().find(|p| p.short == rule.port) else { continue };
-            let flags = if own.is_output { PortFlags::IS_INPUT } else { PortFlags::IS_OUTPUT };
-            for other in client.ports(None, Some(own.port_type), flags) {
+            let Some(own) = self.ports.iter().position(|p| p.short == rule.port) else { continue };
+            let p = &self.ports[own];
+            let flags = if p.is_output { PortFlags::IS_INPUT } else { PortFlags::IS_OUTPUT };
+            for other in client.ports(None, Some(p.port_type), flags) {
                 if !other.starts_with(&prefix) && rule.patterns.iter().any(|p| glob::matches(p, &other)) {
-                    self.connect(client, own_name, own, &other);
+                    todo.push((own, other));
                 }
             }
         }
-        let wanted: Vec<_> = self.wanted.iter().cloned().collect();
-        for (short, other) in wanted {
-            if client.port_by_name(&other).is_some() {
-                if let Some(own) = self.ports.iter().find(|p| p.short == short) {
-                    self.connect(client, own_name, own, &other);
+        for (short, other) in &self.wanted {
+            if let Some(own) = self.ports.iter().position(|p| p.short == *short) {
+                if client.port_by_name(other).is_some() {
+                    todo.push((own, other.clone()));
                 }
             }
+        }
+        for (own, other) in todo {
+            self.connect(client, own_name, own, other);
         }
     }
 
     /// Another client's port appeared: the rules that match it, and connections it used to have.
     pub(crate) fn port_appeared(&mut self, client: &Client, own_name: &str, name: &str, is_input: bool, port_type: &str) {
-        for own in &self.ports {
-            if own.is_output != is_input || own.port_type != port_type {
+        for own in 0..self.ports.len() {
+            let p = &self.ports[own];
+            if p.is_output != is_input || p.port_type != port_type {
                 continue;
             }
-            let by_rule = self
-                .rules
-                .iter()
-                .any(|r| r.port == own.short && r.patterns.iter().any(|p| glob::matches(p, name)));
-            let remembered = self.wanted.contains(&(own.short.clone(), name.to_string()));
+            let by_rule =
+                self.rules.iter().any(|r| r.port == p.short && r.patterns.iter().any(|pat| glob::matches(pat, name)));
+            let remembered = self.wanted.contains(&(p.short.clone(), name.to_string()));
             if by_rule || remembered {
-                self.connect(client, own_name, own, name);
+                self.connect(client, own_name, own, name.to_string());
+            }
+        }
+    }
+
+    /// Retries failed connects; reports the ones still failing after [`RETRY_FOR`] (or whose other
+    /// port went away: those are dropped quietly).
+    pub(crate) fn retry(&mut self, client: &Client, own_name: &str) {
+        let now = Instant::now();
+        for (own, other, until, _) in std::mem::take(&mut self.retry) {
+            if client.port_by_name(&other).is_none() {
+                continue;
+            }
+            match self.try_connect(client, own_name, own, &other) {
+                Ok(()) => {}
+                Err(e) if now < until => self.retry.push((own, other, until, e)),
+                Err(e) => {
+                    let msg = format!("{e} (still failing after {} s)", RETRY_FOR.as_secs());
+                    warn!("{msg}");
+                    let _ = self.events.send(BackendEvent::Warning(msg));
+                }
             }
         }
     }
@@ -128,16 +157,21 @@ impl Links {
         }
     }
 
-    fn connect(&self, client: &Client, own_name: &str, own: &OwnPort, other: &str) {
+    /// Connects now, or queues a retry.
+    fn connect(&mut self, client: &Client, own_name: &str, own: usize, other: String) {
+        if let Err(e) = self.try_connect(client, own_name, own, &other) {
+            self.retry.retain(|(o, x, _, _)| !(*o == own && *x == other));
+            self.retry.push((own, other, Instant::now() + RETRY_FOR, e));
+        }
+    }
+
+    fn try_connect(&self, client: &Client, own_name: &str, own: usize, other: &str) -> Result<(), String> {
+        let own = &self.ports[own];
         let ours = format!("{own_name}:{}", own.short);
         let (source, destination) = if own.is_output { (ours.as_str(), other) } else { (other, ours.as_str()) };
         match client.connect_ports_by_name(source, destination) {
-            Ok(()) | Err(::jack::Error::PortAlreadyConnected(..)) => {}
-            Err(e) => {
-                let msg = format!("could not connect JACK ports {source} -> {destination}: {e}");
-                warn!("{msg}");
-                let _ = self.events.send(BackendEvent::Warning(msg));
-            }
+            Ok(()) | Err(::jack::Error::PortAlreadyConnected(..)) => Ok(()),
+            Err(e) => Err(format!("could not connect JACK ports {source} -> {destination}: {e}")),
         }
     }
 }

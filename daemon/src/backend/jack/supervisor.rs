@@ -140,6 +140,7 @@ impl Supervisor {
                 xrun_mark = (now, xruns);
             }
             self.links.settle(Some(s.client.as_client()));
+            self.links.retry(s.client.as_client(), &s.name);
         }
         self.finish(session)
     }
