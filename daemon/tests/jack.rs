@@ -455,6 +455,31 @@ fn runs_the_engine_in_jack() {
     assert!(clean, "xruns in every window at 256 frames");
     assert_eq!(rig.ctl.stats().xruns, stats.xruns(), "xruns reach the engine's counters too");
 
+    // Block size changes (jack_bufsize): reported, and audio keeps flowing at the same level through
+    // blocks longer than the engine's max_block (256; it splits them) and shorter ones.
+    for frames in [1024usize, 128] {
+        let st = Command::new("jack_bufsize")
+            .arg(frames.to_string())
+            .env("JACK_DEFAULT_SERVER", &jackd.name)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "jack_bufsize {frames}");
+        loop {
+            match rig.next_event() {
+                BackendEvent::BlockSize(n) if n == frames => break,
+                BackendEvent::BlockSize(_) => {}
+                e => panic!("expected BlockSize({frames}), got {e:?}"),
+            }
+        }
+        assert_eq!(stats.block_size(), frames);
+        let cycles = stats.cycles();
+        wait_for("cycles at the new size", || stats.cycles() > cycles + 20);
+        tester.peak.store(0, Ordering::Relaxed);
+        tester.wait_level(SINE_AMP as f32 * 0.501, 2e-3);
+    }
+    assert_eq!(violation_count(), 0, "no allocation in the process callback, whatever the block size");
+
     drop(tester);
     let (took, engine_back) = rig.stop();
     eprintln!("stop took {took:?}");
