@@ -237,7 +237,7 @@ struct Recording {
 }
 
 struct Tester {
-    client: jack::AsyncClient<XrunCounter, jack::contrib::ClosureProcessHandler<(), Box<dyn FnMut(&Client, &ProcessScope) -> Control + Send>>>,
+    client: jack::AsyncClient<XrunCounter, jack::contrib::ClosureProcessHandler<(), TesterBody>>,
     /// Xruns the server reported to this client (the server reports each one to every client).
     xruns: Arc<AtomicU64>,
     record: Arc<AtomicBool>,
@@ -247,6 +247,8 @@ struct Tester {
 }
 
 const RECORD_FRAMES: usize = 48_000;
+
+type TesterBody = Box<dyn FnMut(&Client, &ProcessScope) -> Control + Send>;
 
 struct XrunCounter(Arc<AtomicU64>);
 
@@ -272,7 +274,7 @@ impl Tester {
         let peak = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let (rec, recd, pk) = (record.clone(), recording.clone(), peak.clone());
         let mut frame: u64 = 0;
-        let body: Box<dyn FnMut(&Client, &ProcessScope) -> Control + Send> = Box::new(move |_, ps| {
+        let body: TesterBody = Box::new(move |_, ps| {
             for (i, x) in out.as_mut_slice(ps).iter_mut().enumerate() {
                 *x = sine(frame + i as u64);
             }
@@ -407,7 +409,13 @@ fn runs_the_engine_in_jack() {
             && tester.latency("ballast:in_2", LatencyType::Playback) == (l + 100, l + 100)
     });
     let lsp_l = jackd.lsp(&["-l"]);
-    assert!(lsp_l.contains(&format!("ballast:out_1\n\tport playback latency = [ 0 0 ] frames\n\tport capture latency = [ {0} {0} ] frames", l + 100)), "{lsp_l}");
+    assert!(
+        lsp_l.contains(&format!(
+            "ballast:out_1\n\tport playback latency = [ 0 0 ] frames\n\tport capture latency = [ {0} {0} ] frames",
+            l + 100
+        )),
+        "{lsp_l}"
+    );
     rig.backend().set_latency(l as usize);
 
     tester.wire();
@@ -553,7 +561,8 @@ fn survives_a_server_restart() {
     let tester = Tester::new(&name, "tester");
     wait_for("the test client's connections restored", || {
         let c = connections(&jackd, "ballast:in_2");
-        c.contains(&"tester:out".to_string()) && connections(&jackd, "ballast:out_2").contains(&"tester:in_2".to_string())
+        c.contains(&"tester:out".to_string())
+            && connections(&jackd, "ballast:out_2").contains(&"tester:in_2".to_string())
     });
     tester.wait_level(half, 2e-3);
     assert!(rig.ctl.stats().blocks > blocks_before, "the same engine keeps counting");

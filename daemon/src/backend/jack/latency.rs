@@ -34,7 +34,8 @@ unsafe extern "C" fn callback(mode: j::jack_latency_callback_mode_t, arg: *mut l
     // (`register`'s contract); it is only read here.
     let ctx = unsafe { &*(arg as *const LatencyContext) };
     let graph = ctx.graph_frames.load(Ordering::Relaxed);
-    let (from, to) = if mode == j::JackCaptureLatency { (&ctx.inputs, &ctx.outputs) } else { (&ctx.outputs, &ctx.inputs) };
+    let (from, to) =
+        if mode == j::JackCaptureLatency { (&ctx.inputs, &ctx.outputs) } else { (&ctx.outputs, &ctx.inputs) };
     let mut range = j::jack_latency_range_t { min: u32::MAX, max: 0 };
     for &port in from {
         let mut r = j::jack_latency_range_t { min: 0, max: 0 };

@@ -80,7 +80,14 @@ impl Links {
     }
 
     /// Another client's port appeared: the rules that match it, and connections it used to have.
-    pub(crate) fn port_appeared(&mut self, client: &Client, own_name: &str, name: &str, is_input: bool, port_type: &str) {
+    pub(crate) fn port_appeared(
+        &mut self,
+        client: &Client,
+        own_name: &str,
+        name: &str,
+        is_input: bool,
+        port_type: &str,
+    ) {
         for own in 0..self.ports.len() {
             let p = &self.ports[own];
             if p.is_output != is_input || p.port_type != port_type {

@@ -85,11 +85,7 @@ const PORT_NAME_MAX: usize = 255;
 
 /// Starts the backend: checks the options, then connects (or keeps trying) on a supervisor thread.
 /// `Err` only for options no server could accept; an unreachable server is not an error.
-pub fn start(
-    opts: JackOptions,
-    engine: Engine,
-    events: Sender<BackendEvent>,
-) -> Result<JackBackend, BackendError> {
+pub fn start(opts: JackOptions, engine: Engine, events: Sender<BackendEvent>) -> Result<JackBackend, BackendError> {
     validate(&opts)?;
     let stats = Arc::new(BackendStats::default());
     stats.set_state(BackendState::Starting);
@@ -214,16 +210,19 @@ pub fn open_client(name: &str, server: Option<&str>) -> Result<(::jack::Client, 
     let c_server = CString::new(server).map_err(|_| "server name contains NUL".to_string())?;
     // `jack_client_open` is variadic (the server name follows the status pointer when JackServerName
     // is set); jack-sys declares it without the `...`, so the symbol is taken with the C signature.
-    type OpenFn =
-        unsafe extern "C" fn(*const libc::c_char, j::jack_options_t, *mut j::jack_status_t, ...) -> *mut j::jack_client_t;
+    type OpenFn = unsafe extern "C" fn(
+        *const libc::c_char,
+        j::jack_options_t,
+        *mut j::jack_status_t,
+        ...
+    ) -> *mut j::jack_client_t;
     // SAFETY: the symbol is libjack's `jack_client_open`, whose C prototype is `OpenFn`.
     let open: OpenFn = *unsafe { lib.get::<OpenFn>(b"jack_client_open\0") }.map_err(|e| e.to_string())?;
     let mut status: j::jack_status_t = 0;
     // SAFETY: valid NUL-terminated strings and status pointer, alive for the call; with JackServerName
     // set, libjack reads exactly one variadic `const char *`.
-    let raw = unsafe {
-        open(c_name.as_ptr(), j::JackNoStartServer | j::JackServerName, &mut status, c_server.as_ptr())
-    };
+    let raw =
+        unsafe { open(c_name.as_ptr(), j::JackNoStartServer | j::JackServerName, &mut status, c_server.as_ptr()) };
     let status = ::jack::ClientStatus::from_bits_truncate(status);
     if raw.is_null() {
         return Err(format!("could not open a JACK client ({status:?})"));

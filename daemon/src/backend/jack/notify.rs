@@ -21,12 +21,28 @@ pub(crate) enum Msg {
     Stop,
     /// The graph latency changed (the value is in the shared atomic).
     Latency,
-    BlockSize { generation: u64, frames: usize },
-    SampleRate { generation: u64, rate: u32 },
+    BlockSize {
+        generation: u64,
+        frames: usize,
+    },
+    SampleRate {
+        generation: u64,
+        rate: u32,
+    },
     /// A port of another client appeared: full name, whether it is an input, its type.
-    PortAppeared { generation: u64, name: String, is_input: bool, port_type: String },
+    PortAppeared {
+        generation: u64,
+        name: String,
+        is_input: bool,
+        port_type: String,
+    },
     /// A connection involving one of our ports was made or broken (full names, source first).
-    Connection { generation: u64, source: String, destination: String, connected: bool },
+    Connection {
+        generation: u64,
+        source: String,
+        destination: String,
+        connected: bool,
+    },
 }
 
 /// Set by JACK's shutdown callback; polled by the supervisor. The callback must behave like a signal

@@ -79,8 +79,9 @@ impl Supervisor {
                             s.name, s.sample_rate, s.block_size
                         );
                         self.stats.set_state(BackendState::Running);
-                        let _ =
-                            self.events.send(BackendEvent::Running { sample_rate: s.sample_rate, block_size: s.block_size });
+                        let _ = self
+                            .events
+                            .send(BackendEvent::Running { sample_rate: s.sample_rate, block_size: s.block_size });
                         backoff = MIN_BACKOFF;
                         outage_logged = false;
                         xrun_mark = (Instant::now(), self.stats.xruns());
@@ -235,21 +236,18 @@ impl Supervisor {
                 // SAFETY: a valid, active client; called from this (non-callback) thread as JACK asks.
                 unsafe { ::jack::jack_sys::jack_recompute_total_latencies(s.client.as_client().raw()) };
             }
-            Msg::BlockSize { generation, frames } if generation == s.generation => {
-                if frames != s.block_size {
-                    info!("JACK block size changed from {} to {frames} frames", s.block_size);
-                    s.block_size = frames;
-                    self.stats.set_format(s.sample_rate, frames);
-                    let _ = self.events.send(BackendEvent::BlockSize(frames));
-                }
+            // JACK also reports the current values once at activation: only changes are news.
+            Msg::BlockSize { generation, frames } if generation == s.generation && frames != s.block_size => {
+                info!("JACK block size changed from {} to {frames} frames", s.block_size);
+                s.block_size = frames;
+                self.stats.set_format(s.sample_rate, frames);
+                let _ = self.events.send(BackendEvent::BlockSize(frames));
             }
-            Msg::SampleRate { generation, rate } if generation == s.generation => {
-                if rate != s.sample_rate {
-                    info!("JACK sample rate changed from {} to {rate} Hz", s.sample_rate);
-                    s.sample_rate = rate;
-                    self.stats.set_format(rate, s.block_size);
-                    let _ = self.events.send(BackendEvent::SampleRate(rate));
-                }
+            Msg::SampleRate { generation, rate } if generation == s.generation && rate != s.sample_rate => {
+                info!("JACK sample rate changed from {} to {rate} Hz", s.sample_rate);
+                s.sample_rate = rate;
+                self.stats.set_format(rate, s.block_size);
+                let _ = self.events.send(BackendEvent::SampleRate(rate));
             }
             Msg::PortAppeared { generation, name, is_input, port_type } if generation == s.generation => {
                 self.links.port_appeared(s.client.as_client(), &s.name, &name, is_input, &port_type);
@@ -257,7 +255,7 @@ impl Supervisor {
             Msg::Connection { generation, source, destination, connected } if generation == s.generation => {
                 self.links.connection(&s.name, &source, &destination, connected);
             }
-            // From a client already given up.
+            // Unchanged values, or from a client already given up.
             _ => {}
         }
     }
