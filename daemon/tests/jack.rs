@@ -98,6 +98,11 @@ impl Jackd {
         let st = Command::new("jack_connect").args(["-s", &self.name, a, b]).status().unwrap();
         assert!(st.success(), "jack_connect {a} {b}");
     }
+
+    fn disconnect(&self, a: &str, b: &str) {
+        let st = Command::new("jack_disconnect").args(["-s", &self.name, a, b]).status().unwrap();
+        assert!(st.success(), "jack_disconnect {a} {b}");
+    }
 }
 
 impl Drop for Jackd {
@@ -519,7 +524,11 @@ fn survives_a_server_restart() {
 
     let tester = Tester::new(&name, "tester");
     tester.wire();
+    // Made with jack_connect: one kept, one undone on purpose (which must not come back).
     jackd.connect("ballast:out_1", "system:playback_1");
+    jackd.connect("ballast:out_2", "system:playback_2");
+    wait_for("both connections", || connections(&jackd, "ballast:out_2").contains(&"system:playback_2".to_string()));
+    jackd.disconnect("ballast:out_2", "system:playback_2");
     rig.ctl.set_param(LIMITER, INPUT_GAIN_DB, -6.0).unwrap();
     let half = SINE_AMP as f32 * 0.501;
     tester.wait_level(half, 2e-3);
@@ -566,6 +575,10 @@ fn survives_a_server_restart() {
     });
     tester.wait_level(half, 2e-3);
     assert!(rig.ctl.stats().blocks > blocks_before, "the same engine keeps counting");
+    assert!(
+        !connections(&jackd, "ballast:out_2").contains(&"system:playback_2".to_string()),
+        "a connection undone on purpose stays undone"
+    );
     rig.ctl.set_param(LIMITER, INPUT_GAIN_DB, -12.0).unwrap();
     tester.wait_level(SINE_AMP as f32 * 0.2512, 2e-3);
 

@@ -203,9 +203,13 @@ impl Drop for JackBackend {
 pub fn open_client(name: &str, server: Option<&str>) -> Result<(::jack::Client, ::jack::ClientStatus), String> {
     use ::jack::jack_sys as j;
     let Some(server) = server else {
+        if j::library().is_ok() {
+            quiet_libjack();
+        }
         return ::jack::Client::new(name, ::jack::ClientOptions::NO_START_SERVER).map_err(|e| e.to_string());
     };
     let lib = j::library().map_err(|e| format!("libjack not available: {e}"))?;
+    quiet_libjack();
     let c_name = CString::new(name).map_err(|_| "client name contains NUL".to_string())?;
     let c_server = CString::new(server).map_err(|_| "server name contains NUL".to_string())?;
     // `jack_client_open` is variadic (the server name follows the status pointer when JackServerName
@@ -229,6 +233,26 @@ pub fn open_client(name: &str, server: Option<&str>) -> Result<(::jack::Client, 
     }
     // SAFETY: `raw` is a freshly opened client that nothing else owns; `Client` closes it on drop.
     Ok((unsafe { ::jack::Client::from_raw(raw) }, status))
+}
+
+/// libjack prints to stderr on every failed connection attempt ("Cannot connect to server socket");
+/// retrying would flood the log. Its messages go to `tracing` at debug level (target `libjack`)
+/// instead; what matters reaches the log through the supervisor, once per transition. Must run only
+/// once libjack is loaded.
+fn quiet_libjack() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        ::jack::set_logger(::jack::LoggerType::Custom { info: libjack_message, error: libjack_message })
+    });
+}
+
+unsafe extern "C" fn libjack_message(msg: *const libc::c_char) {
+    if msg.is_null() {
+        return;
+    }
+    // SAFETY: libjack passes a NUL-terminated string that stays valid for the call.
+    let msg = unsafe { std::ffi::CStr::from_ptr(msg) };
+    tracing::debug!(target: "libjack", "{}", msg.to_string_lossy());
 }
 
 /// Wraps every process-callback body (tests: `assert_no_alloc`). Set at most once per process, before
