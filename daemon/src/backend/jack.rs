@@ -1,1 +1,0 @@
-//! JACK backend (being written).
