@@ -1,1 +1,0 @@
-//! ALSA backend (being written).
