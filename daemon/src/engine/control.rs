@@ -83,6 +83,8 @@ struct Installed {
     outputs: usize,
     latency: usize,
     meters: Arc<NodeMeters>,
+    /// Crossfaded to its input by [`Controller::bypass`]; a node kept by an apply keeps it.
+    bypassed: bool,
 }
 
 /// The control half of the engine.
@@ -99,6 +101,8 @@ pub struct Controller {
     spec: GraphSpec,
     delay_keys: Vec<DelayKey>,
     latency: usize,
+    /// Set while [`Controller::set_sample_rate`] rebuilds: no node is kept, every one is made anew.
+    remake_all: bool,
 }
 
 /// A node of the new spec, before any command is sent.
@@ -128,6 +132,7 @@ impl Controller {
             spec: GraphSpec::default(),
             delay_keys: Vec::new(),
             latency: 0,
+            remake_all: false,
         }
     }
 
@@ -209,7 +214,11 @@ impl Controller {
         let mut planned = Vec::with_capacity(spec.nodes.len());
         let mut kept = vec![false; self.nodes.len()];
         for ns in &spec.nodes {
-            let old = self.nodes.iter().position(|o| o.name == ns.name && o.kind == ns.kind && o.shape == ns.shape);
+            let old = self
+                .nodes
+                .iter()
+                .position(|o| o.name == ns.name && o.kind == ns.kind && o.shape == ns.shape)
+                .filter(|_| !self.remake_all);
             match old {
                 Some(old) if !kept[old] => {
                     kept[old] = true;
@@ -311,6 +320,7 @@ impl Controller {
                         outputs,
                         latency,
                         meters,
+                        bypassed: false,
                     });
                 }
                 Planned::Keep { old, changes, params, latency } => {
@@ -426,7 +436,78 @@ impl Controller {
 
     /// Crossfades node `name` to its (latency-aligned) input, or back. The node keeps running.
     pub fn bypass(&mut self, name: &str, on: bool) -> Result<(), EngineError> {
-        let slot = self.slot_of(name).ok_or_else(|| EngineError::UnknownNode(name.into()))?;
-        self.send(Command::Bypass { slot, on }).map_err(|_| EngineError::RingFull { needed: 1, free: 0 })
+        let idx =
+            self.nodes.iter().position(|n| n.name == name).ok_or_else(|| EngineError::UnknownNode(name.into()))?;
+        let slot = self.nodes[idx].slot;
+        self.send(Command::Bypass { slot, on }).map_err(|_| EngineError::RingFull { needed: 1, free: 0 })?;
+        self.nodes[idx].bypassed = on;
+        Ok(())
+    }
+
+    /// The running graph with every node's parameters as they are now (the spec's values merged with
+    /// later [`set_param`](Self::set_param) changes): what the state file records.
+    pub fn current_spec(&self) -> GraphSpec {
+        let mut spec = self.spec.clone();
+        for ns in &mut spec.nodes {
+            if let Some(n) = self.nodes.iter().find(|n| n.name == ns.name) {
+                // Later entries win in `params`; keep only the last value of each id, in first-seen order.
+                let mut merged: Vec<(ParamId, f32)> = Vec::with_capacity(n.params.len());
+                for &(id, v) in &n.params {
+                    match merged.iter_mut().find(|(i, _)| *i == id) {
+                        Some(slot) => slot.1 = v,
+                        None => merged.push((id, v)),
+                    }
+                }
+                ns.params = merged;
+            }
+        }
+        spec
+    }
+
+    /// Names of the nodes that are bypassed now, in graph order.
+    pub fn bypassed(&self) -> Vec<String> {
+        self.spec
+            .nodes
+            .iter()
+            .filter(|ns| self.nodes.iter().any(|n| n.name == ns.name && n.bypassed))
+            .map(|ns| ns.name.clone())
+            .collect()
+    }
+
+    /// The sample rate the nodes are prepared for.
+    pub fn sample_rate(&self) -> f64 {
+        self.sample_rate
+    }
+
+    /// The backend now runs at `sample_rate` (JACK came back at another rate, ALSA imposed one): every
+    /// node is made anew at that rate with its current parameters and bypass, and swapped in with a new
+    /// schedule (compensation delays are in samples, so they change too) in one block. Node state is
+    /// necessarily lost. On error nothing changes.
+    pub fn set_sample_rate(&mut self, sample_rate: f64) -> Result<ApplyReport, EngineError> {
+        if sample_rate == self.sample_rate {
+            return Ok(ApplyReport { kept: self.nodes.len(), latency_samples: self.latency, ..Default::default() });
+        }
+        let spec = self.current_spec();
+        let bypassed = self.bypassed();
+        let (old_rate, old_crossfade) = (self.sample_rate, self.crossfade_samples);
+        self.sample_rate = sample_rate;
+        self.crossfade_samples = ((old_crossfade as f64) * sample_rate / old_rate).round().max(1.0) as usize;
+        self.remake_all = true;
+        let result = self.apply(&spec);
+        self.remake_all = false;
+        match result {
+            Ok(report) => {
+                for name in &bypassed {
+                    // The ring had room for the whole apply; a refusal here leaves the node audible.
+                    let _ = self.bypass(name, true);
+                }
+                Ok(report)
+            }
+            Err(e) => {
+                self.sample_rate = old_rate;
+                self.crossfade_samples = old_crossfade;
+                Err(e)
+            }
+        }
     }
 }
