@@ -38,7 +38,7 @@ fn state_json(home: &Path) -> serde_json::Value {
 #[test]
 fn runs_on_jack_reloads_on_sighup_and_stops_on_sigterm() {
     let home = scratch("svc-run");
-    let jack = Jackd::start(&format!("bsvc-run-{}", std::process::id()));
+    let jack = Jackd::start("bsvc-run");
     let cfg = home.join("ballast.toml");
     fs::write(&cfg, config_text("svc", -1.0)).unwrap();
     let mut d = Daemon::start(&home, &["--config", cfg.to_str().unwrap()], &[("JACK_DEFAULT_SERVER", &jack.name)]);
@@ -79,7 +79,7 @@ fn runs_on_jack_reloads_on_sighup_and_stops_on_sigterm() {
 #[test]
 fn finds_the_user_config_and_restores_state_after_a_crash() {
     let home = scratch("svc-xdg");
-    let jack = Jackd::start(&format!("bsvc-xdg-{}", std::process::id()));
+    let jack = Jackd::start("bsvc-xdg");
     fs::create_dir_all(home.join("config/ballast")).unwrap();
     fs::write(home.join("config/ballast/ballast.toml"), config_text("xdg", -1.5)).unwrap();
 
@@ -108,7 +108,7 @@ fn finds_the_user_config_and_restores_state_after_a_crash() {
 #[test]
 fn keeps_running_without_a_jack_server_and_connects_when_one_appears() {
     let home = scratch("svc-wait");
-    let name = format!("bsvc-wait-{}", std::process::id());
+    let name = "bsvc-wait".to_string();
     let cfg = home.join("ballast.toml");
     fs::write(&cfg, config_text("late", -1.0)).unwrap();
     let mut d = Daemon::start(&home, &["--config", cfg.to_str().unwrap()], &[("JACK_DEFAULT_SERVER", &name)]);

@@ -85,11 +85,10 @@ impl Service {
             }
         }
         info!(
-            nodes = controller.spec().nodes.len(),
-            latency_samples = report.latency_samples,
-            "graph ready: {} nodes, latency {} samples",
+            "graph ready: {} nodes, latency {} samples ({:.2} ms)",
             controller.spec().nodes.len(),
-            report.latency_samples
+            report.latency_samples,
+            report.latency_samples as f64 * 1e3 / sample_rate as f64
         );
         let reclaimer = reclaimer.spawn(RECLAIM_EVERY).map_err(|e| format!("cannot start the reclaimer: {e}"))?;
 

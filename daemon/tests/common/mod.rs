@@ -27,7 +27,11 @@ pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<
     }
 }
 
-/// `jackd -n NAME -d dummy -r 48000 -p 256`, killed on drop.
+/// `jackd -n NAME -d dummy -r 48000 -p 256`, stopped with SIGTERM on drop.
+///
+/// JACK2 keeps its servers in a registry in /dev/shm with eight places, and a server killed with
+/// SIGKILL keeps its place until a server of the same name starts again. So servers are stopped
+/// gracefully, and a test that kills one on purpose restarts it under the same name.
 pub struct Jackd {
     pub name: String,
     child: Child,
@@ -35,14 +39,21 @@ pub struct Jackd {
 
 impl Jackd {
     pub fn start(name: &str) -> Jackd {
-        let child = Command::new("jackd")
+        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("jackd-{name}.log"));
+        let mut child = Command::new("jackd")
             .args(["-n", name, "-d", "dummy", "-r", "48000", "-p", "256"])
             .env("JACK_NO_START_SERVER", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
             .spawn()
             .expect("jackd runs (install jackd2: scripts/install-deps.sh)");
+        // A server that cannot start says why on stderr and exits at once; report that, not a timeout.
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(Some(status)) = child.try_wait() {
+            let why = fs::read_to_string(&log).unwrap_or_default();
+            panic!("jackd -n {name} exited at once ({status}): {}", why.trim());
+        }
         let j = Jackd { name: name.to_string(), child };
         wait_for(Duration::from_secs(20), "jackd to accept clients", || j.ports().map(|_| ()));
         j
@@ -67,7 +78,7 @@ impl Jackd {
         });
     }
 
-    /// SIGKILL, as a crash would.
+    /// SIGKILL, as a crash would. Start the next server under the same name (see above).
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -76,6 +87,15 @@ impl Jackd {
 
 impl Drop for Jackd {
     fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
