@@ -62,8 +62,12 @@ impl Jackd {
     }
 
     fn start(name: &str) -> Self {
+        Self::start_at(name, 48_000)
+    }
+
+    fn start_at(name: &str, rate: u32) -> Self {
         let child = Command::new("jackd")
-            .args(["-n", name, "-d", "dummy", "-r", "48000", "-p", "256"])
+            .args(["-n", name, "-d", "dummy", "-r", &rate.to_string(), "-p", "256"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -608,7 +612,15 @@ fn survives_a_server_restart() {
     rig.ctl.set_param(LIMITER, INPUT_GAIN_DB, -12.0).unwrap();
     tester.wait_level(SINE_AMP as f32 * 0.2512, 2e-3);
 
+    // A server that comes back at another rate: Running carries it (the control thread re-prepares).
     drop(tester);
+    let mut jackd = jackd;
+    jackd.kill9();
+    assert!(matches!(rig.next_event(), BackendEvent::Lost { .. }));
+    let _jackd = Jackd::start_at(&name, 44_100);
+    assert_eq!(rig.wait_running(), (44_100, 256));
+    assert_eq!(rig.backend().stats().sample_rate(), 44_100);
+
     let (took, engine_back) = rig.stop();
     assert!(engine_back, "stop returns the engine after a restart");
     assert!(took < Duration::from_secs(1), "stop took {took:?}");

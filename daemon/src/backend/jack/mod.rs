@@ -241,9 +241,7 @@ pub fn open_client(name: &str, server: Option<&str>) -> Result<(::jack::Client, 
 /// once libjack is loaded.
 fn quiet_libjack() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        ::jack::set_logger(::jack::LoggerType::Custom { info: libjack_message, error: libjack_message })
-    });
+    ONCE.call_once(|| ::jack::set_logger(::jack::LoggerType::Custom { info: libjack_message, error: libjack_message }));
 }
 
 unsafe extern "C" fn libjack_message(msg: *const libc::c_char) {
