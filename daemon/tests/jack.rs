@@ -435,10 +435,19 @@ fn runs_the_engine_in_jack() {
 
     tester.wire();
     tester.wait_level(SINE_AMP as f32, 1e-3);
-    let rec = tester.record();
-    let (delay, err) = align(&rec);
+    // An xrun (this machine is shared) spoils a recording; such a recording is taken again.
     let latency = u64::from(latency);
-    eprintln!("audio: delay {delay} frames (graph latency {latency}), worst error {err:e}");
+    let (mut delay, mut err) = (0, f32::INFINITY);
+    for attempt in 1..=5 {
+        let xruns = tester.xruns.load(Ordering::Relaxed);
+        let rec = tester.record();
+        let during = tester.xruns.load(Ordering::Relaxed) - xruns;
+        (delay, err) = align(&rec);
+        eprintln!("audio, take {attempt}: delay {delay} frames (graph latency {latency}), worst error {err:e}, {during} xruns");
+        if during == 0 {
+            break;
+        }
+    }
     assert!(err < 1e-5, "output differs from the delayed input by {err}");
     assert!(delay == latency || delay == latency + 256, "delay {delay}, graph latency {latency}");
 
