@@ -9,6 +9,11 @@
 //!   outlives any one client (see `cell.rs` for why and how).
 //! - Block-size and sample-rate changes become [`BackendEvent::BlockSize`] / [`BackendEvent::SampleRate`];
 //!   latency set by [`Backend::set_latency`] is reported through JACK's latency callback.
+//! - MIDI input ports are registered so other clients can connect to them; their events are not
+//!   routed into the engine yet.
+//! - libjack keeps per-process state for the one server it talks to: a process running this backend
+//!   should not hold other JACK clients of another (or a dead) server. libjack's own messages go to
+//!   `tracing` at debug level (target `libjack`), not to stderr.
 //!
 //! ```text
 //!  JackBackend ──Msg──► supervisor thread ──open/register/connect/close──► JACK server
