@@ -33,6 +33,8 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
     jb::set_process_guard(guard);
+    // The backend's log lines show with a failing test (or --nocapture).
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 

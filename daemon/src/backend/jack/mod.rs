@@ -234,6 +234,9 @@ pub fn open_client(name: &str, server: Option<&str>) -> Result<(::jack::Client, 
         unsafe { open(c_name.as_ptr(), j::JackNoStartServer | j::JackServerName, &mut status, c_server.as_ptr()) };
     let status = ::jack::ClientStatus::from_bits_truncate(status);
     if raw.is_null() {
+        if status.contains(::jack::ClientStatus::SERVER_FAILED) {
+            return Err("cannot connect to the server".to_string());
+        }
         return Err(format!("could not open a JACK client ({status:?})"));
     }
     // SAFETY: `raw` is a freshly opened client that nothing else owns; `Client` closes it on drop.
