@@ -67,24 +67,38 @@ impl Jackd {
         Self::start_at(name, 48_000)
     }
 
+    /// Starts jackd and waits until it accepts clients. jackd's output goes to a log file that a
+    /// failure shows (a server that cannot start here is an environment problem worth reading).
     fn start_at(name: &str, rate: u32) -> Self {
+        let log_path = std::env::temp_dir().join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new("jackd")
             .args(["-n", name, "-d", "dummy", "-r", &rate.to_string(), "-p", "256"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .expect("jackd (jackd2) is installed");
-        let j = Self { name: name.to_string(), child: Some(child) };
-        wait_for("jackd to accept clients", || {
-            Command::new("jack_lsp")
+        let mut j = Self { name: name.to_string(), child: Some(child) };
+        let end = Instant::now() + TIMEOUT;
+        loop {
+            let up = Command::new("jack_lsp")
                 .args(["-s", name])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status()
-                .is_ok_and(|s| s.success())
-        });
-        j
+                .is_ok_and(|s| s.success());
+            if up {
+                let _ = std::fs::remove_file(&log_path);
+                return j;
+            }
+            let exited = j.child.as_mut().unwrap().try_wait().unwrap();
+            if exited.is_some() || Instant::now() > end {
+                let out = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("jackd -n {name} did not come up ({exited:?}); its output:\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// SIGKILL: the server vanishes without telling anyone.
