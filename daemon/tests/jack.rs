@@ -396,7 +396,8 @@ fn ports_of(lsp: &str, client: &str) -> Vec<String> {
 
 // ---------------------------------------------------------------------------------------------
 
-/// Ports, audio, latency, xruns, allocation-free RT body, quick stop — all on one server.
+/// Ports, audio (sample for sample), parameters, latency, block-size changes, xruns, an allocation-free
+/// process callback, a quick stop — all on one server.
 #[test]
 fn runs_the_engine_in_jack() {
     let _s = serial();
