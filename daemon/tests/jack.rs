@@ -359,7 +359,7 @@ impl Tester {
         self.record.store(true, Ordering::Relaxed);
         wait_for("a full recording", || self.recording.lock().unwrap().left.len() == RECORD_FRAMES);
         self.record.store(false, Ordering::Relaxed);
-        let mut g = self.recording.lock().unwrap();
+        let g = self.recording.lock().unwrap();
         // Copies, so the buffers keep their capacity (the callback only fills what is reserved).
         Recording { start: g.start, left: g.left.clone(), right: g.right.clone() }
     }
