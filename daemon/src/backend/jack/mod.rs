@@ -9,6 +9,11 @@
 //!   outlives any one client (see `cell.rs` for why and how).
 //! - Block-size and sample-rate changes become [`BackendEvent::BlockSize`] / [`BackendEvent::SampleRate`];
 //!   latency set by [`Backend::set_latency`] is reported through JACK's latency callback.
+//! - MIDI input ports are registered so other clients can connect to them; their events are not
+//!   routed into the engine yet.
+//! - libjack keeps per-process state for the one server it talks to: a process running this backend
+//!   should not hold other JACK clients of another (or a dead) server. libjack's own messages go to
+//!   `tracing` at debug level (target `libjack`), not to stderr.
 //!
 //! ```text
 //!  JackBackend ──Msg──► supervisor thread ──open/register/connect/close──► JACK server
@@ -229,6 +234,9 @@ pub fn open_client(name: &str, server: Option<&str>) -> Result<(::jack::Client, 
         unsafe { open(c_name.as_ptr(), j::JackNoStartServer | j::JackServerName, &mut status, c_server.as_ptr()) };
     let status = ::jack::ClientStatus::from_bits_truncate(status);
     if raw.is_null() {
+        if status.contains(::jack::ClientStatus::SERVER_FAILED) {
+            return Err("cannot connect to the server".to_string());
+        }
         return Err(format!("could not open a JACK client ({status:?})"));
     }
     // SAFETY: `raw` is a freshly opened client that nothing else owns; `Client` closes it on drop.
@@ -241,9 +249,7 @@ pub fn open_client(name: &str, server: Option<&str>) -> Result<(::jack::Client, 
 /// once libjack is loaded.
 fn quiet_libjack() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        ::jack::set_logger(::jack::LoggerType::Custom { info: libjack_message, error: libjack_message })
-    });
+    ONCE.call_once(|| ::jack::set_logger(::jack::LoggerType::Custom { info: libjack_message, error: libjack_message }));
 }
 
 unsafe extern "C" fn libjack_message(msg: *const libc::c_char) {

@@ -56,11 +56,6 @@ struct Session {
     generation: u64,
 }
 
-/// Why the loop ended.
-enum Exit {
-    Stop,
-}
-
 impl Supervisor {
     pub(crate) fn run(mut self) -> Option<Engine> {
         let mut session: Option<Session> = None;
@@ -68,6 +63,8 @@ impl Supervisor {
         // Whether "not reachable"/"lost" was already said for the current outage.
         let mut outage_logged = false;
         let mut next_load = Instant::now();
+        // Connection bookkeeping runs once per tick, not once per message (a patchbay can send many).
+        let mut next_links = Instant::now();
         let mut xrun_mark = (Instant::now(), self.stats.xruns());
         let server = self.server_label();
         loop {
@@ -95,7 +92,7 @@ impl Supervisor {
                             debug!("JACK server {server} still not reachable: {e}");
                         }
                         self.stats.set_state(BackendState::Retrying);
-                        if let Some(Exit::Stop) = self.wait(backoff) {
+                        if self.stop_requested_within(backoff) {
                             break;
                         }
                         backoff = (backoff * 2).min(self.opts.retry_max.max(MIN_BACKOFF));
@@ -140,8 +137,11 @@ impl Supervisor {
                 }
                 xrun_mark = (now, xruns);
             }
-            self.links.settle(Some(s.client.as_client()));
-            self.links.retry(s.client.as_client(), &s.name);
+            if now >= next_links {
+                self.links.settle(Some(s.client.as_client()));
+                self.links.retry(s.client.as_client(), &s.name);
+                next_links = now + TICK;
+            }
         }
         self.finish(session)
     }
@@ -153,19 +153,20 @@ impl Supervisor {
         }
     }
 
-    /// Waits `d` for a stop request; other messages (stale notices, latency) need nothing while no
-    /// client exists: the latency value is read from its atomic when the next client connects.
-    fn wait(&self, d: Duration) -> Option<Exit> {
+    /// Waits `d`, returning early with `true` on a stop request. Other messages (stale notices,
+    /// latency) need nothing while no client exists: the latency value is read from its atomic when
+    /// the next client connects.
+    fn stop_requested_within(&self, d: Duration) -> bool {
         let deadline = Instant::now() + d;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return None;
+                return false;
             }
             match self.rx.recv_timeout(left) {
-                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return Some(Exit::Stop),
+                Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return true,
                 Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Timeout) => return false,
             }
         }
     }
