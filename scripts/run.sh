@@ -105,7 +105,7 @@ if kill -0 "$daemon_pid" 2>/dev/null; then
   jack_lsp -c                                      # its ports and connections
   jack_connect $client:out_l system:playback_1       # listen (the dummy server's playback goes nowhere)
   jack_rec -f /tmp/ballast-live.wav -d 10 $client:out_l $client:out_r
-  $ctl measure /tmp/ballast-live.wav   # loudness of what it played
+  $ctl measure /tmp/ballast-live.wav   # loudness of what it played (about -23 LUFS)
   kill -HUP $daemon_pid                                   # reload $config after editing it
   $BALLASTD check --config config/broadcast.toml
   $BALLASTD render --config $config --duration 10 --output /tmp/ballast.wav
