@@ -1,11 +1,15 @@
 # ballast: the two commands of the README, and the pieces they are made of.
 CARGO ?= cargo
 
-.PHONY: run test deps bench
+.PHONY: run demo test deps bench
 
-## Installs missing system packages, builds, renders the default config offline and measures it (the
-## real-time daemon arrives with a later issue).
-run: deps
+## Installs missing system packages, builds, and runs ballastd with config/default.toml on the running
+## JACK server, or on a private one with the dummy driver when none is running. Ctrl-C stops both.
+run:
+	@CARGO="$(CARGO)" scripts/run.sh
+
+## Offline: renders the default config to a file and measures it (no JACK needed).
+demo: deps
 	@$(CARGO) build --release -q -p ballastctl -p ballastd
 	@scripts/demo.sh
 

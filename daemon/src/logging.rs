@@ -11,6 +11,8 @@
 //! Nothing here runs on the RT thread; the RT thread never logs.
 
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
+use std::os::unix::fs::MetadataExt;
 
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -53,8 +55,9 @@ fn stderr_is_journal() -> bool {
     let Some(v) = std::env::var_os("JOURNAL_STREAM") else { return false };
     let Some((dev, ino)) = v.to_str().and_then(|s| s.split_once(':')) else { return false };
     let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else { return false };
-    match nix::sys::stat::fstat(std::io::stderr()) {
-        Ok(st) => st.st_dev as u64 == dev && st.st_ino as u64 == ino,
+    let stderr = std::io::stderr().as_fd().try_clone_to_owned().map(std::fs::File::from);
+    match stderr.and_then(|f| f.metadata()) {
+        Ok(m) => m.dev() == dev && m.ino() == ino,
         Err(_) => false,
     }
 }

@@ -4,6 +4,7 @@
 //! calls them unconditionally. A failed send is logged, never fatal: the audio matters more than the
 //! service manager's view of it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -13,9 +14,22 @@ use sd_notify::NotifyState;
 
 use crate::backend::{BackendState, BackendStats};
 
+/// Set while sends fail, so a broken socket is logged once, not on every status update.
+static FAILING: AtomicBool = AtomicBool::new(false);
+
 fn send(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(states) {
-        tracing::warn!("systemd notify ({}) failed: {e}", states.first().map(|s| s.to_string()).unwrap_or_default());
+    match sd_notify::notify(states) {
+        Ok(()) => {
+            if FAILING.swap(false, Ordering::Relaxed) {
+                tracing::info!("systemd notify works again");
+            }
+        }
+        Err(e) => {
+            if !FAILING.swap(true, Ordering::Relaxed) {
+                let what = states.first().map(|s| s.to_string()).unwrap_or_default();
+                tracing::warn!("systemd notify ({what}) failed: {e}; further failures are not logged");
+            }
+        }
     }
 }
 

@@ -147,9 +147,17 @@ impl StateStore {
 
     /// Saves `s` atomically: temporary file in the same directory, write, fsync, rename over
     /// `state.json`, fsync the directory. Fails (leaving the previous state in place) on an I/O error,
-    /// or with `InvalidInput` for a state that names an unknown kind or parameter.
+    /// or with `InvalidInput` for a state that [`load`](Self::load) would not accept back (an unknown
+    /// kind or parameter, a value out of range, a broken link…).
     pub fn save(&self, s: &SavedState) -> io::Result<()> {
-        let text = encode(s).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, e);
+        let text = encode(s).map_err(invalid)?;
+        // Never write a file the next start would set aside: what is saved must load back as itself.
+        match decode(text.as_bytes()) {
+            Ok(back) if back == *s => {}
+            Ok(_) => return Err(invalid("the state does not survive its own round trip (a NaN value?)".into())),
+            Err(e) => return Err(invalid(format!("the state would not load back: {e}"))),
+        }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
         self.remove_temporaries();

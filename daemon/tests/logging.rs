@@ -125,7 +125,8 @@ fn colours_on_a_terminal_unless_no_color() {
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
         for fd in [master_fd, slave_fd] {
             // Another test's child must not inherit the terminal (the master read below would wait for
-            // it to exit). SAFETY: setting a flag on a descriptor we own.
+            // it to exit).
+            // SAFETY: fcntl(F_SETFD) only sets a flag on a descriptor openpty just gave us.
             unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
         }
         // SAFETY: openpty returned these two descriptors; each is owned exactly once from here on.

@@ -121,6 +121,19 @@ fn run_time_edits_round_trip() {
     bad.graph.nodes[0].kind = "reverb".into();
     let e = store.save(&bad).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    assert_eq!(store.load(), LoadOutcome::Loaded(s.clone()));
+
+    // So is one that would not load back (a value out of range, a band the node lacks): save never
+    // writes what the next start would set aside.
+    let mut out_of_range = s.clone();
+    out_of_range.graph.nodes[mbc].params.retain(|&(id, _)| id != ParamId::band(0, ratio));
+    out_of_range.graph.nodes[mbc].params.push((ParamId::band(0, ratio), 0.5));
+    let mut no_such_band = s.clone();
+    no_such_band.graph.nodes[mbc].params.push((ParamId::band(5, ratio), 2.0));
+    for bad in [out_of_range, no_such_band] {
+        let e = store.save(&bad).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{e}");
+    }
     assert_eq!(store.load(), LoadOutcome::Loaded(s));
 }
 
