@@ -3,8 +3,7 @@
 //! - `file` (with a `null` slave) tees playback to a file; with `infile` it reads the capture stream
 //!   from a raw file. Its output is a FIFO read by the test: writes block once the pipe is full, which
 //!   paces the loop (`null` alone runs as fast as the CPU) and bounds the data to what the test reads.
-//! - `linear` with an S16 slave refuses float, so the backend falls back to an integer format, and its
-//!   slave rate pins the rate for the "cannot give the rate" error.
+//! - `linear` with an S16 slave refuses float, so the backend falls back to an integer format.
 //!
 //! The PCMs are defined in a config file written once per test binary, and ALSA is pointed at it
 //! with `ALSA_CONFIG_PATH`. That variable replaces alsa-lib's whole configuration, so the file first
@@ -88,9 +87,9 @@ pcm.ballast_alloc_in {{ type file; {null}; file "/dev/null"; infile "/dev/zero";
 pcm.ballast_lost {{ type file; {null}; file "{d}/lost/out.fifo"; format "raw" }}
 pcm.ballast_int16 {{ type linear; slave {{ pcm "ballast_int16_tee"; format S16_LE }} }}
 pcm.ballast_int16_tee {{ type file; {null}; file "{d}/int16.fifo"; format "raw" }}
-pcm.ballast_44k {{ type linear; slave {{ pcm {{ type null }}; format S16_LE; rate 44100 }} }}
 "#
         );
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("ballastd=debug").try_init();
         let path = dir.join("asound.conf");
         std::fs::write(&path, conf).unwrap();
         // Before any thread of this binary calls into ALSA: every test reaches ALSA through `dir()`.
@@ -115,26 +114,39 @@ fn bytes_f32(b: &[u8]) -> Vec<f32> {
 
 /// Reads a FIFO the backend's `file` plugin writes to. Keeps the first `keep` bytes, then stops
 /// reading (the backend blocks on the full pipe) until `drain`, after which it reads and discards
-/// until the writer closes.
+/// until the writer closes. With `pause_at`, it also stops after that many bytes until `resume`
+/// (so the test can act while the backend is held at a known point).
 struct Sink {
     progress: Arc<AtomicUsize>,
     drain: crossbeam_channel::Sender<()>,
+    resume: crossbeam_channel::Sender<()>,
     handle: JoinHandle<Vec<u8>>,
 }
 
 impl Sink {
     fn spawn(path: &Path, keep: usize) -> Self {
+        Self::spawn_pausing(path, keep, usize::MAX)
+    }
+
+    fn spawn_pausing(path: &Path, keep: usize, pause_at: usize) -> Self {
         let path = path.to_path_buf();
         let progress = Arc::new(AtomicUsize::new(0));
         let (drain, drain_rx) = crossbeam_channel::bounded::<()>(1);
+        let (resume, resume_rx) = crossbeam_channel::bounded::<()>(1);
         let p = progress.clone();
         let handle = std::thread::spawn(move || {
             // Blocks until the plugin opens the FIFO for writing.
             let mut f = File::open(&path).unwrap();
             let mut kept = Vec::with_capacity(keep);
             let mut buf = vec![0u8; 1 << 16];
+            let mut paused = false;
             while kept.len() < keep {
-                let want = buf.len().min(keep - kept.len());
+                if !paused && kept.len() >= pause_at {
+                    paused = true;
+                    let _ = resume_rx.recv();
+                }
+                let limit = if paused { keep } else { pause_at.min(keep) };
+                let want = buf.len().min(limit - kept.len());
                 let n = f.read(&mut buf[..want]).unwrap();
                 if n == 0 {
                     break;
@@ -146,7 +158,13 @@ impl Sink {
             while f.read(&mut buf).unwrap_or(0) > 0 {}
             kept
         });
-        Self { progress, drain, handle }
+        Self { progress, drain, resume, handle }
+    }
+
+    /// Declare after the backend: if the test panics, the sink drains before the backend is dropped
+    /// (dropping it stops the loop, which may be blocked writing to the full pipe).
+    fn drain_on_unwind(&self) -> DrainOnDrop {
+        DrainOnDrop(self.drain.clone(), self.resume.clone())
     }
 
     fn wait_for(&self, bytes: usize) {
@@ -155,6 +173,10 @@ impl Sink {
             assert!(start.elapsed() < TIMEOUT, "only {} of {bytes} bytes arrived", self.progress.load(Ordering::Acquire));
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    fn resume(&self) {
+        self.resume.send(()).unwrap();
     }
 
     /// Waits for `keep` bytes, stops the backend (the sink drains meanwhile) and returns the bytes kept.
@@ -166,6 +188,15 @@ impl Sink {
         // Not a speed assertion on the machine: stop only waits for the period in flight.
         assert!(started.elapsed() < TIMEOUT, "stop took {:?}", started.elapsed());
         (self.handle.join().unwrap(), engine)
+    }
+}
+
+struct DrainOnDrop(crossbeam_channel::Sender<()>, crossbeam_channel::Sender<()>);
+
+impl Drop for DrainOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.try_send(());
+        let _ = self.1.try_send(());
     }
 }
 
@@ -268,6 +299,7 @@ fn playback_matches_offline_render() {
     let graph = tone_graph();
     let (_c, engine, _r) = engine_for(&graph);
     let (backend, events) = start(options("ballast_tone", 0, 2), engine);
+    let _drain = sink.drain_on_unwind();
     assert_eq!(next_event(&events), BackendEvent::Running { sample_rate: RATE, block_size: PERIOD });
     let f = backend.format();
     assert_eq!((f.sample_rate, f.period, f.periods, f.prime_frames), (RATE, PERIOD, PERIODS, PRIME));
@@ -345,6 +377,7 @@ fn capture_through_engine_to_playback() {
     let mut opts = options("ballast_loop_out", 2, 2);
     opts.capture_device = Some("ballast_loop_in".into());
     let (backend, events) = start(opts, engine);
+    let _drain = sink.drain_on_unwind();
     assert!(matches!(next_event(&events), BackendEvent::Running { .. }));
     let f = backend.format();
     assert_eq!(f.capture_format, Some(SampleFormat::F32));
@@ -355,5 +388,134 @@ fn capture_through_engine_to_playback() {
     let first_diff = body.iter().zip(&input).position(|(a, b)| a.to_bits() != b.to_bits());
     assert_eq!(first_diff, None, "playback differs from the captured input");
     assert!(got[(PRIME + in_frames) * 2..].iter().all(|&x| x == 0.0), "silence after the input ends");
+    assert_no_rt_alloc();
+}
+
+/// Finds the first run of at least `PRIME` silent frames in `x` (interleaved, `n` channels) from
+/// frame `from` on; returns its first frame.
+fn silent_run(x: &[f32], n: usize, from: usize) -> Option<usize> {
+    let frames = x.len() / n;
+    let mut run = 0;
+    for i in from..frames {
+        if x[i * n..(i + 1) * n].iter().all(|&v| v == 0.0) {
+            run += 1;
+            if run == PRIME {
+                return Some(i + 1 - PRIME);
+            }
+        } else {
+            run = 0;
+        }
+    }
+    None
+}
+
+/// Xrun recovery. No ALSA plugin without a sound card paces time (`null` and `file` never underrun),
+/// so the underrun is injected: the next write reports EPIPE instead of writing, as a real underrun
+/// would. Everything after that is real: `snd_pcm_recover` on the real PCM, re-prepare, re-prime,
+/// restart. Measured: one xrun counted; the output is the offline render with exactly the one lost
+/// period replaced by a buffer of silence; audio continues after it, sample for sample; nothing
+/// allocated on the audio thread.
+#[test]
+fn xrun_is_counted_and_audio_continues() {
+    let d = dir();
+    mkfifo(&d.join("xrun.fifo"));
+    let blocks = 300;
+    let keep = (2 * PRIME + blocks * PERIOD) * 2 * 4;
+    let sink = Sink::spawn_pausing(&d.join("xrun.fifo"), keep, keep / 5);
+    let graph = tone_graph();
+    let (_c, engine, _r) = engine_for(&graph);
+    let (backend, events) = start(options("ballast_xrun", 0, 2), engine);
+    let _drain = sink.drain_on_unwind();
+    assert!(matches!(next_event(&events), BackendEvent::Running { .. }));
+    let stats = backend.stats();
+    // The sink holds at a fifth of the stream, the backend blocked on the full pipe (64 KiB and the
+    // plugin's buffers ahead, ~40 periods); the write after the blocked one fails.
+    sink.wait_for(keep / 5);
+    backend.inject_write_error(libc::EPIPE);
+    sink.resume();
+    let start = Instant::now();
+    while stats.xruns() == 0 {
+        assert!(start.elapsed() < TIMEOUT, "the xrun was not counted");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let (bytes, _) = sink.finish(keep, backend);
+    assert_eq!(stats.xruns(), 1);
+    assert!(events.try_recv().is_err(), "an xrun is not a loss: no event");
+
+    let got = bytes_f32(&bytes);
+    let want = offline(&graph, blocks + 1);
+    let gap = silent_run(&got, 2, PRIME + 1).expect("no re-priming silence in the output");
+    assert_eq!((gap - PRIME) % PERIOD, 0, "the gap starts on a period boundary");
+    let k = (gap - PRIME) / PERIOD;
+    assert!(k > 10 && k < blocks - 10, "xrun at block {k}");
+    assert_eq!(&got[PRIME * 2..gap * 2], &want[..k * PERIOD * 2], "before the xrun");
+    let after = &got[(gap + PRIME) * 2..];
+    assert_eq!(after, &want[(k + 1) * PERIOD * 2..(k + 1) * PERIOD * 2 + after.len()], "after the xrun");
+    assert!(after.iter().any(|&x| x != 0.0));
+    assert_no_rt_alloc();
+}
+
+/// A PCM name ALSA does not know: `start` fails with the name and ALSA's error text.
+#[test]
+fn bad_device_name_is_a_clear_error() {
+    dir();
+    let (_c, engine, _r) = engine_for(&tone_graph());
+    let (tx, _rx) = crossbeam_channel::unbounded();
+    let err = match alsa::start(options("ballast_no_such_pcm", 0, 2), engine, tx) {
+        Ok(_) => panic!("started on a device that does not exist"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("\"ballast_no_such_pcm\"") && err.contains("playback"), "{err}");
+    assert!(err.contains("No such file or directory"), "ALSA's text is kept: {err}");
+}
+
+/// A device that refuses float (`linear` to S16): the backend writes S32 through its conversion
+/// buffer; the plugin's S16 file is the offline render quantised, within one 16-bit step.
+#[test]
+fn integer_device_gets_converted_samples() {
+    let d = dir();
+    mkfifo(&d.join("int16.fifo"));
+    let blocks = 100;
+    let keep = (PRIME + blocks * PERIOD) * 2 * 2;
+    let sink = Sink::spawn(&d.join("int16.fifo"), keep);
+    let graph = tone_graph();
+    let (_c, engine, _r) = engine_for(&graph);
+    let (backend, _events) = start(options("ballast_int16", 0, 2), engine);
+    let _drain = sink.drain_on_unwind();
+    assert_eq!(backend.format().playback_format, SampleFormat::S32);
+    let (bytes, _) = sink.finish(keep, backend);
+    let got: Vec<f32> =
+        bytes.chunks_exact(2).map(|c| i16::from_ne_bytes([c[0], c[1]]) as f32 / 32_768.0).collect();
+    let want = offline(&graph, blocks);
+    assert!(got[..PRIME * 2].iter().all(|&x| x == 0.0));
+    let err = got[PRIME * 2..].iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    // S32 rounding, then `linear` keeps the top 16 bits (truncation): under one 16-bit step.
+    assert!(err <= 1.0 / 32_768.0 + 1e-7, "max error {err}");
+    assert_no_rt_alloc();
+}
+
+/// The loop body allocates nothing, in the busiest configuration: capture and playback, conversions,
+/// an xrun and its recovery, for a few thousand periods.
+#[test]
+fn audio_loop_allocates_nothing() {
+    let d = dir();
+    mkfifo(&d.join("alloc.fifo"));
+    let blocks = 3000;
+    let keep = (PRIME + blocks * PERIOD) * 2 * 4;
+    let sink = Sink::spawn_pausing(&d.join("alloc.fifo"), keep, keep / 4);
+    let graph = through_graph();
+    let (_c, engine, _r) = engine_for(&graph);
+    let mut opts = options("ballast_alloc", 2, 2);
+    opts.capture_device = Some("ballast_alloc_in".into());
+    let guarded_before = GUARDED_CYCLES.load(Ordering::Relaxed);
+    let (backend, _events) = start(opts, engine);
+    let _drain = sink.drain_on_unwind();
+    let stats = backend.stats();
+    sink.wait_for(keep / 4);
+    backend.inject_write_error(libc::EPIPE);
+    sink.resume();
+    let (_bytes, _) = sink.finish(keep, backend);
+    assert_eq!(stats.xruns(), 1);
+    assert!(GUARDED_CYCLES.load(Ordering::Relaxed) - guarded_before >= blocks as u64);
     assert_no_rt_alloc();
 }
