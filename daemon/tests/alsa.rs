@@ -209,6 +209,11 @@ fn param(kind: &str, key: &str) -> ParamId {
 
 /// A 1 kHz sine at -6 dBFS on both outputs.
 fn tone_graph() -> GraphSpec {
+    tone_graph_at(1000.0)
+}
+
+/// A sine at `freq_hz`, -6 dBFS, on both outputs.
+fn tone_graph_at(freq_hz: f32) -> GraphSpec {
     GraphSpec {
         inputs: vec![],
         outputs: vec!["out_l".into(), "out_r".into()],
@@ -216,7 +221,7 @@ fn tone_graph() -> GraphSpec {
             name: "tone".into(),
             kind: "tone".into(),
             shape: Shape { channels: 2, bands: 0 },
-            params: vec![(param("tone", "freq_hz"), 1000.0), (param("tone", "level_db"), -6.0)],
+            params: vec![(param("tone", "freq_hz"), freq_hz), (param("tone", "level_db"), -6.0)],
         }],
         links: vec![Link { from: Endpoint::Node { node: 0, channel: None }, to: Endpoint::Io { channel: None } }],
     }
@@ -517,5 +522,74 @@ fn audio_loop_allocates_nothing() {
     let (_bytes, _) = sink.finish(keep, backend);
     assert_eq!(stats.xruns(), 1);
     assert!(GUARDED_CYCLES.load(Ordering::Relaxed) - guarded_before >= blocks as u64);
+    assert_no_rt_alloc();
+}
+
+/// The device goes away and comes back. The loss is injected (ENODEV from a write: an unplugged USB
+/// interface; a `file` plugin cannot vanish on its own), everything after it is real: the PCMs are
+/// closed, reopening fails for real while the plugin's output directory is gone (ENOENT, retried with
+/// backoff, not reported again), and succeeds once it is back. Measured: events Running → Lost (with
+/// ALSA's text) → Running, nothing in between; the state while retrying; audio flowing again from
+/// the same engine (the new stream continues the offline render).
+#[test]
+fn lost_device_is_reopened_when_it_comes_back() {
+    let d = dir();
+    let lost_dir = d.join("lost");
+    let fifo = lost_dir.join("out.fifo");
+    mkfifo(&fifo);
+    let first = 60 * PERIOD * 2 * 4;
+    let sink1 = Sink::spawn_pausing(&fifo, 2 * first, first);
+    // 997 Hz: no 256-frame block repeats within 375 blocks (1 kHz repeats every 3), so the block the
+    // new stream starts with identifies where the engine was.
+    let graph = tone_graph_at(997.0);
+    let (_c, engine, _r) = engine_for(&graph);
+    let (backend, events) = start(options("ballast_lost", 0, 2), engine);
+    let _drain = sink1.drain_on_unwind();
+    assert!(matches!(next_event(&events), BackendEvent::Running { .. }));
+    let stats = backend.stats();
+    sink1.wait_for(first);
+    // The device "disappears": its directory goes (the open FIFO lives on until closed).
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::remove_dir(&lost_dir).unwrap();
+    backend.inject_write_error(libc::ENODEV);
+    sink1.drain.send(()).unwrap();
+    sink1.resume();
+    match next_event(&events) {
+        BackendEvent::Lost { reason } => {
+            assert!(reason.contains("ballast_lost") && reason.contains("No such device"), "{reason}")
+        }
+        e => panic!("expected Lost, got {e:?}"),
+    }
+    sink1.handle.join().unwrap();
+    assert_eq!(stats.state(), BackendState::Retrying);
+    // Several reopen attempts fail in this time (0.1 + 0.2 + 0.4 s); none is an event.
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(events.try_recv().is_err(), "retries are not reported one by one");
+    assert_eq!(stats.state(), BackendState::Retrying);
+
+    // It comes back, atomically (a reopen between mkdir and mkfifo would create a regular file).
+    let staging = d.join("lost.new");
+    std::fs::create_dir_all(&staging).unwrap();
+    mkfifo(&staging.join("out.fifo"));
+    let blocks = 100;
+    let keep = (PRIME + blocks * PERIOD) * 2 * 4;
+    std::fs::rename(&staging, &lost_dir).unwrap();
+    let sink2 = Sink::spawn(&fifo, keep);
+    let _drain2 = sink2.drain_on_unwind();
+    assert_eq!(next_event(&events), BackendEvent::Running { sample_rate: RATE, block_size: PERIOD });
+    assert_eq!(stats.state(), BackendState::Running);
+    let (bytes, engine) = sink2.finish(keep, backend);
+    assert!(engine.is_some());
+    assert_eq!(stats.xruns(), 0, "a lost device is not an xrun");
+
+    let got = bytes_f32(&bytes);
+    assert!(got[..PRIME * 2].iter().all(|&x| x == 0.0), "the new stream starts primed");
+    let played = &got[PRIME * 2..];
+    let want = offline(&graph, 400);
+    let j = (0..300)
+        .find(|j| played[..PERIOD * 2] == want[j * PERIOD * 2..(j + 1) * PERIOD * 2])
+        .expect("the new stream is not the engine's output");
+    assert!(j >= 60, "the engine went on where it was (block {j})");
+    assert_eq!(played, &want[j * PERIOD * 2..j * PERIOD * 2 + played.len()]);
     assert_no_rt_alloc();
 }
