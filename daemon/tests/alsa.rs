@@ -7,8 +7,9 @@
 //!
 //! The PCMs are defined in a config file written once per test binary, and ALSA is pointed at it
 //! with `ALSA_CONFIG_PATH`. That variable replaces alsa-lib's whole configuration, so the file first
-//! includes `/usr/share/alsa/alsa.conf` (checked here with alsa-lib 1.2.8: the include works, and
-//! nothing from the user's `~/.asoundrc` is needed). The PCM names are then plain names.
+//! includes `/usr/share/alsa/alsa.conf` to keep the standard names (`null`, `default`, `plughw`…).
+//! Checked with alsa-lib 1.2.8: the include works; the PCMs below are self-contained (inline
+//! `type null` slaves), so they also work without it, and nothing is read from `~/.asoundrc`.
 //!
 //! Every audio loop runs under `assert_no_alloc` through `start_guarded`; allocations on any audio
 //! thread are counted in `RT_VIOLATIONS`, and each test asserts none happened.
@@ -84,6 +85,7 @@ pcm.ballast_loop_in {{ type file; {null}; file "/dev/null"; infile "{d}/loop_in.
 pcm.ballast_xrun {{ type file; {null}; file "{d}/xrun.fifo"; format "raw" }}
 pcm.ballast_alloc {{ type file; {null}; file "{d}/alloc.fifo"; format "raw" }}
 pcm.ballast_alloc_in {{ type file; {null}; file "/dev/null"; infile "/dev/zero"; format "raw" }}
+pcm.ballast_prio {{ type file; {null}; file "{d}/prio.fifo"; format "raw" }}
 pcm.ballast_lost {{ type file; {null}; file "{d}/lost/out.fifo"; format "raw" }}
 pcm.ballast_int16 {{ type linear; slave {{ pcm "ballast_int16_tee"; format S16_LE }} }}
 pcm.ballast_int16_tee {{ type file; {null}; file "{d}/int16.fifo"; format "raw" }}
@@ -170,7 +172,11 @@ impl Sink {
     fn wait_for(&self, bytes: usize) {
         let start = Instant::now();
         while self.progress.load(Ordering::Acquire) < bytes {
-            assert!(start.elapsed() < TIMEOUT, "only {} of {bytes} bytes arrived", self.progress.load(Ordering::Acquire));
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "only {} of {bytes} bytes arrived",
+                self.progress.load(Ordering::Acquire)
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -320,7 +326,7 @@ fn playback_matches_offline_render() {
     assert!(stats.cycles() >= blocks as u64);
     assert_eq!(stats.xruns(), 0);
     let dsp = stats.dsp_load();
-    assert!(dsp.is_finite() && dsp >= 0.0, "dsp load {dsp}");
+    assert!(dsp.is_finite() && dsp > 0.0, "dsp load {dsp}");
 
     let got = bytes_f32(&bytes);
     assert!(got[..PRIME * 2].iter().all(|&x| x == 0.0), "priming is silence");
@@ -489,8 +495,7 @@ fn integer_device_gets_converted_samples() {
     let _drain = sink.drain_on_unwind();
     assert_eq!(backend.format().playback_format, SampleFormat::S32);
     let (bytes, _) = sink.finish(keep, backend);
-    let got: Vec<f32> =
-        bytes.chunks_exact(2).map(|c| i16::from_ne_bytes([c[0], c[1]]) as f32 / 32_768.0).collect();
+    let got: Vec<f32> = bytes.chunks_exact(2).map(|c| i16::from_ne_bytes([c[0], c[1]]) as f32 / 32_768.0).collect();
     let want = offline(&graph, blocks);
     assert!(got[..PRIME * 2].iter().all(|&x| x == 0.0));
     let err = got[PRIME * 2..].iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
@@ -591,5 +596,25 @@ fn lost_device_is_reopened_when_it_comes_back() {
         .expect("the new stream is not the engine's output");
     assert!(j >= 60, "the engine went on where it was (block {j})");
     assert_eq!(played, &want[j * PERIOD * 2..j * PERIOD * 2 + played.len()]);
+    assert_no_rt_alloc();
+}
+
+/// A SCHED_FIFO priority the system refuses (out of range here; EPERM without rtprio elsewhere):
+/// the backend warns and runs at normal priority.
+#[test]
+fn refused_priority_still_runs() {
+    let d = dir();
+    mkfifo(&d.join("prio.fifo"));
+    let blocks = 50;
+    let keep = (PRIME + blocks * PERIOD) * 2 * 4;
+    let sink = Sink::spawn(&d.join("prio.fifo"), keep);
+    let (_c, engine, _r) = engine_for(&tone_graph());
+    let mut opts = options("ballast_prio", 0, 2);
+    opts.rt_priority = 1000;
+    let (backend, events) = start(opts, engine);
+    let _drain = sink.drain_on_unwind();
+    assert!(matches!(next_event(&events), BackendEvent::Running { .. }));
+    let (bytes, _) = sink.finish(keep, backend);
+    assert!(bytes_f32(&bytes)[PRIME * 2..].iter().any(|&x| x != 0.0));
     assert_no_rt_alloc();
 }

@@ -84,11 +84,7 @@ pub struct AlsaBackend {
 /// Opens the device(s) (errors here are reported, not retried: a wrong device name or an impossible
 /// format is a configuration error), then starts audio on its own thread. `engine` must have been
 /// made for `opts.sample_rate`; it runs blocks of the period the device gave.
-pub fn start(
-    opts: AlsaOptions,
-    engine: Engine,
-    events: Sender<BackendEvent>,
-) -> Result<AlsaBackend, BackendError> {
+pub fn start(opts: AlsaOptions, engine: Engine, events: Sender<BackendEvent>) -> Result<AlsaBackend, BackendError> {
     start_guarded(opts, engine, events, unguarded)
 }
 
