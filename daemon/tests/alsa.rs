@@ -192,6 +192,7 @@ impl Sink {
         let started = Instant::now();
         let engine = backend.stop();
         // Not a speed assertion on the machine: stop only waits for the period in flight.
+        eprintln!("stop took {:?}", started.elapsed());
         assert!(started.elapsed() < TIMEOUT, "stop took {:?}", started.elapsed());
         (self.handle.join().unwrap(), engine)
     }

@@ -20,9 +20,15 @@
 //! - An xrun (EPIPE) or a suspend (ESTRPIPE) is counted in [`BackendStats`], recovered with
 //!   `snd_pcm_recover` on the stream that failed, both streams re-prepared, playback re-primed with
 //!   silence, and the loop goes on: the engine sees no gap, only the device does.
+//!   (A suspend makes `snd_pcm_recover` wait for the device to resume: the machine is suspending.)
 //! - Any other error (ENODEV when a USB interface is unplugged, a failed recovery) ends the session:
 //!   [`BackendEvent::Lost`] with ALSA's text, then reopen attempts with backoff (0.1 s doubling to
 //!   5 s), then [`BackendEvent::Running`] when the device is back. Logged once per transition.
+//! - A session is announced ([`BackendEvent::Running`], state Running, the log line) once its loop
+//!   has run 4 buffers, the first one included: a device that opens but fails at once stays in
+//!   Retrying with its backoff growing, instead of flapping between Running and Lost.
+//! - The audio thread blocks in ALSA's read/write (blocking mode): a device that stops delivering
+//!   without an error would hold it (and `stop`) until it does.
 //! - [`Backend::stop`] sets a flag the loop checks every period, joins both threads, drops the PCMs
 //!   (which flushes plugins such as `file`) off the audio thread and returns the engine.
 
