@@ -166,8 +166,7 @@ fn open_stream(
         hw.set_rate_near(sample_rate, ValueOr::Nearest).map_err(|e| ctx("cannot set a sample rate", e))?;
         hw.set_period_size_near(period as ::alsa::pcm::Frames, ValueOr::Nearest)
             .map_err(|e| ctx(&format!("cannot set a period near {period} frames"), e))?;
-        hw.set_periods_near(periods, ValueOr::Nearest)
-            .map_err(|e| ctx(&format!("cannot set {periods} periods"), e))?;
+        hw.set_periods_near(periods, ValueOr::Nearest).map_err(|e| ctx(&format!("cannot set {periods} periods"), e))?;
         pcm.hw_params(&hw).map_err(|e| ctx("cannot apply the hardware parameters", e))?;
         let cur = pcm.hw_params_current().map_err(|e| ctx("cannot read back the hardware parameters", e))?;
         let read = |e| ctx("cannot read back the hardware parameters", e);

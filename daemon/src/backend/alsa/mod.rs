@@ -20,9 +20,15 @@
 //! - An xrun (EPIPE) or a suspend (ESTRPIPE) is counted in [`BackendStats`], recovered with
 //!   `snd_pcm_recover` on the stream that failed, both streams re-prepared, playback re-primed with
 //!   silence, and the loop goes on: the engine sees no gap, only the device does.
+//!   (A suspend makes `snd_pcm_recover` wait for the device to resume: the machine is suspending.)
 //! - Any other error (ENODEV when a USB interface is unplugged, a failed recovery) ends the session:
 //!   [`BackendEvent::Lost`] with ALSA's text, then reopen attempts with backoff (0.1 s doubling to
 //!   5 s), then [`BackendEvent::Running`] when the device is back. Logged once per transition.
+//! - A session is announced ([`BackendEvent::Running`], state Running, the log line) once its loop
+//!   has run 4 buffers, the first one included: a device that opens but fails at once stays in
+//!   Retrying with its backoff growing, instead of flapping between Running and Lost.
+//! - The audio thread blocks in ALSA's read/write (blocking mode): a device that stops delivering
+//!   without an error would hold it (and `stop`) until it does.
 //! - [`Backend::stop`] sets a flag the loop checks every period, joins both threads, drops the PCMs
 //!   (which flushes plugins such as `file`) off the audio thread and returns the engine.
 
@@ -84,11 +90,7 @@ pub struct AlsaBackend {
 /// Opens the device(s) (errors here are reported, not retried: a wrong device name or an impossible
 /// format is a configuration error), then starts audio on its own thread. `engine` must have been
 /// made for `opts.sample_rate`; it runs blocks of the period the device gave.
-pub fn start(
-    opts: AlsaOptions,
-    engine: Engine,
-    events: Sender<BackendEvent>,
-) -> Result<AlsaBackend, BackendError> {
+pub fn start(opts: AlsaOptions, engine: Engine, events: Sender<BackendEvent>) -> Result<AlsaBackend, BackendError> {
     start_guarded(opts, engine, events, unguarded)
 }
 
@@ -194,6 +196,14 @@ impl Drop for AlsaBackend {
     }
 }
 
+/// A session counts as running (and is announced) once the loop has run this many buffers: a device
+/// that opens but fails at once (a `file` plugin whose directory is gone, a half-gone USB device)
+/// stays "retrying" instead of flapping between Running and Lost.
+const CONFIRM_BUFFERS: u64 = 4;
+/// Reopen backoff: first delay, and the most it grows to.
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
 /// The non-RT side of the backend: runs sessions, logs, sends events, reopens.
 struct Supervisor {
     opts: AlsaOptions,
@@ -212,25 +222,36 @@ type Returned = (Session, Engine, Outcome);
 impl Supervisor {
     fn run(mut self, mut session: Session, mut engine: Engine) -> Option<Engine> {
         let stats = self.shared.stats.clone();
+        // Between a Lost event and the next Running one.
+        let mut retrying = false;
+        let mut backoff = BACKOFF_FIRST;
         loop {
             let f = session.format.clone();
-            *self.format.lock().unwrap_or_else(|p| p.into_inner()) = f.clone();
-            stats.set_format(f.sample_rate, f.period);
-            stats.set_state(BackendState::Running);
-            info!(
-                device = %self.opts.device,
-                "ALSA running: {} Hz, {} periods of {} frames, playback {}{}{}",
-                f.sample_rate,
-                f.periods,
-                f.period,
-                f.playback_format.name(),
-                f.capture_format.map(|c| format!(", capture {}", c.name())).unwrap_or_default(),
-                if f.linked { ", linked" } else { "" }
-            );
-            let _ = self.events.send(BackendEvent::Running { sample_rate: f.sample_rate, block_size: f.period });
-
-            let (back, outcome) = match self.run_session(session, engine) {
-                Some((s, e, o)) => ((s, e), o),
+            let (back, outcome, confirmed) = match self.run_session(session, engine, &mut |sup: &mut Self| {
+                *sup.format.lock().unwrap_or_else(|p| p.into_inner()) = f.clone();
+                stats.set_format(f.sample_rate, f.period);
+                stats.set_state(BackendState::Running);
+                if retrying {
+                    info!("ALSA device \"{}\" is back", sup.opts.device);
+                }
+                info!(
+                    device = %sup.opts.device,
+                    "ALSA running: {} Hz, {} periods of {} frames, playback {}{}{}",
+                    f.sample_rate,
+                    f.periods,
+                    f.period,
+                    f.playback_format.name(),
+                    f.capture_format.map(|c| format!(", capture {}", c.name())).unwrap_or_default(),
+                    if f.linked { ", linked" } else { "" }
+                );
+                if f.sample_rate != sup.rate {
+                    warn!("ALSA device \"{}\" runs at {} Hz now, not {} Hz", sup.opts.device, f.sample_rate, sup.rate);
+                    sup.rate = f.sample_rate;
+                    let _ = sup.events.send(BackendEvent::SampleRate(sup.rate));
+                }
+                let _ = sup.events.send(BackendEvent::Running { sample_rate: f.sample_rate, block_size: f.period });
+            }) {
+                Some((s, e, o, c)) => ((s, e), o, c),
                 None => {
                     stats.set_state(BackendState::Stopped);
                     let _ = self.events.send(BackendEvent::Lost { reason: "the ALSA audio thread failed".into() });
@@ -239,6 +260,10 @@ impl Supervisor {
             };
             engine = back.1;
             close(back.0);
+            if confirmed {
+                retrying = false;
+                backoff = BACKOFF_FIRST;
+            }
             match outcome {
                 Outcome::Stopped => {
                     stats.set_state(BackendState::Stopped);
@@ -246,22 +271,16 @@ impl Supervisor {
                 }
                 Outcome::Lost(e) => {
                     let reason = format!("ALSA device \"{}\": {e}", self.opts.device);
-                    warn!("{reason}; audio stopped, retrying until the device is back");
-                    stats.set_state(BackendState::Retrying);
-                    let _ = self.events.send(BackendEvent::Lost { reason });
-                    match self.reopen() {
-                        Some(s) => {
-                            if s.format.sample_rate != self.rate {
-                                warn!(
-                                    "ALSA device \"{}\" came back at {} Hz, not {} Hz",
-                                    self.opts.device, s.format.sample_rate, self.rate
-                                );
-                                self.rate = s.format.sample_rate;
-                                let _ = self.events.send(BackendEvent::SampleRate(self.rate));
-                            }
-                            info!("ALSA device \"{}\" is back", self.opts.device);
-                            session = s;
-                        }
+                    if retrying {
+                        debug!("ALSA device failed again right after reopening: {reason}");
+                    } else {
+                        warn!("{reason}; audio stopped, retrying until the device is back");
+                        retrying = true;
+                        stats.set_state(BackendState::Retrying);
+                        let _ = self.events.send(BackendEvent::Lost { reason });
+                    }
+                    match self.reopen(&mut backoff) {
+                        Some(s) => session = s,
                         None => {
                             stats.set_state(BackendState::Stopped);
                             return Some(engine);
@@ -272,14 +291,23 @@ impl Supervisor {
         }
     }
 
-    /// Runs one session on a fresh audio thread and waits for it. `None` if the thread could not be
-    /// started or panicked (the engine went with it).
-    fn run_session(&mut self, session: Session, mut engine: Engine) -> Option<Returned> {
+    /// Runs one session on a fresh audio thread and waits for it, calling `on_confirmed` once the loop
+    /// has run [`CONFIRM_BUFFERS`] buffers. Returns what the thread gave back and whether it was
+    /// confirmed; `None` if the thread could not be started or panicked (the engine went with it).
+    fn run_session(
+        &mut self,
+        session: Session,
+        mut engine: Engine,
+        on_confirmed: &mut dyn FnMut(&mut Self),
+    ) -> Option<(Session, Engine, Outcome, bool)> {
         let mut bufs = Buffers::new(&session, self.opts.inputs, self.opts.outputs);
+        let confirm_at = self.shared.stats.cycles() + CONFIRM_BUFFERS * session.format.periods as u64;
         let shared = self.shared.clone();
         let guard = self.guard;
+        let supervisor = std::thread::current();
         let spawned = std::thread::Builder::new().name("ballast-alsa-rt".into()).spawn(move || {
             let outcome = rt::run(&session, &mut engine, &mut bufs, &shared, guard);
+            supervisor.unpark();
             (session, engine, outcome)
         });
         let handle = match spawned {
@@ -290,8 +318,17 @@ impl Supervisor {
             }
         };
         self.set_priority(&handle);
+        let mut confirmed = false;
+        while !handle.is_finished() {
+            if !confirmed && self.shared.stats.cycles() >= confirm_at {
+                confirmed = true;
+                on_confirmed(self);
+            }
+            // Woken by the audio thread when it ends, and by `stop`.
+            std::thread::park_timeout(Duration::from_millis(20));
+        }
         match handle.join() {
-            Ok(r) => Some(r),
+            Ok((s, e, o)) => Some((s, e, o, confirmed)),
             Err(_) => {
                 error!("the ALSA audio thread panicked");
                 None
@@ -323,13 +360,13 @@ impl Supervisor {
         }
     }
 
-    /// Reopens with backoff until it works (`Some`) or stop is asked (`None`). Each failure is logged at
-    /// debug level only: the loss itself was logged once.
-    fn reopen(&self) -> Option<Session> {
-        let mut delay = Duration::from_millis(100);
+    /// Reopens with backoff until it works (`Some`) or stop is asked (`None`). `backoff` doubles with each
+    /// attempt (up to [`BACKOFF_MAX`]) and is kept across sessions that fail before they are confirmed.
+    /// Failures are logged at debug level only: the loss itself was logged once.
+    fn reopen(&self, backoff: &mut Duration) -> Option<Session> {
         let mut last_error = String::new();
         loop {
-            let deadline = Instant::now() + delay;
+            let deadline = Instant::now() + *backoff;
             loop {
                 if self.shared.stop.load(Ordering::Acquire) {
                     return None;
@@ -340,6 +377,7 @@ impl Supervisor {
                 }
                 std::thread::park_timeout(deadline - now);
             }
+            *backoff = (*backoff * 2).min(BACKOFF_MAX);
             match device::open(&self.opts, self.rate) {
                 Ok(s) => return Some(s),
                 Err(e) => {
@@ -349,7 +387,6 @@ impl Supervisor {
                     }
                 }
             }
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 }
