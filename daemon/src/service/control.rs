@@ -343,10 +343,7 @@ fn restore(store: &StateStore, config: &Config, digest: &str, name: &str) -> (Gr
             (s.graph, s.bypassed)
         }
         LoadOutcome::Loaded(_) => {
-            info!(
-                "{name} changed since the state in {} was saved; starting from the config",
-                store.path().display()
-            );
+            info!("{name} changed since the state in {} was saved; starting from the config", store.path().display());
             (config.graph.clone(), Vec::new())
         }
         LoadOutcome::SetAside { moved_to, reason } => {
