@@ -4,6 +4,8 @@
 
 pub mod backend;
 pub mod config;
+pub mod control_api;
 pub mod engine;
 pub mod graph;
 pub mod offline;
+pub mod presets;
