@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod config;
 pub mod control_api;
+pub mod dbus;
 pub mod engine;
 pub mod graph;
 pub mod offline;
