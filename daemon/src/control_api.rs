@@ -486,6 +486,15 @@ fn allowed(p: &ParamDescriptor) -> String {
     }
 }
 
+/// `s` for a message: escaped, and cut at 64 characters so a huge name does not come back whole.
+fn shown(s: &str) -> String {
+    const MAX: usize = 64;
+    match s.char_indices().nth(MAX) {
+        None => s.escape_debug().to_string(),
+        Some((cut, _)) => format!("{}… ({} bytes)", s[..cut].escape_debug(), s.len()),
+    }
+}
+
 fn descriptor(kind: &str) -> Result<&'static KindDescriptor, ApiError> {
     registry::find(kind)
         .map(|k| k.descriptor)
@@ -498,7 +507,7 @@ fn unknown_node(name: &str, spec: &GraphSpec) -> ApiError {
         node: name.to_string(),
         message: format!(
             "no node named \"{}\"; nodes: {}",
-            name.escape_debug(),
+            shown(name),
             if names.is_empty() { "(none)".to_string() } else { names.join(", ") }
         ),
     }
@@ -513,7 +522,7 @@ fn unknown_param(n: &NodeSpec, desc: &KindDescriptor, key: &str) -> ApiError {
             "node {} ({}) has no parameter \"{}\"; its parameters: {}",
             n.name,
             n.kind,
-            key.escape_debug(),
+            shown(key),
             keys.join(", ")
         ),
     }
@@ -522,7 +531,7 @@ fn unknown_param(n: &NodeSpec, desc: &KindDescriptor, key: &str) -> ApiError {
 fn engine_error(e: EngineError) -> ApiError {
     match e {
         EngineError::UnknownNode(n) => {
-            ApiError::UnknownNode { message: format!("no node named \"{}\"", n.escape_debug()), node: n }
+            ApiError::UnknownNode { message: format!("no node named \"{}\"", shown(&n)), node: n }
         }
         EngineError::RingFull { .. } | EngineError::NoFreeSlot { .. } => ApiError::Busy(e.to_string()),
         EngineError::Param { .. } | EngineError::Create { .. } | EngineError::Compile(_) => {
@@ -620,6 +629,13 @@ fn spec_of(nodes: &[NodeSpec]) -> GraphSpec {
 }
 
 fn resolve(base: &GraphSpec, nodes: &[NodeSpec], text: &str, side: Side) -> Result<End, ApiError> {
+    // A node name and a port name of at most 64 characters each, and the `:` between them.
+    if text.len() > 129 {
+        return Err(ApiError::InvalidGraph(format!(
+            "link end `{}` is too long: `NODE` or `NODE:PORT`, names of at most 64 characters",
+            shown(text)
+        )));
+    }
     let scope = EndpointScope {
         audio_in: base.inputs.iter().map(String::as_str).collect(),
         audio_out: base.outputs.iter().map(String::as_str).collect(),
@@ -654,8 +670,7 @@ fn new_node(
     channels: Option<u32>,
     bands: Option<u32>,
 ) -> Result<(NodeSpec, bool), ApiError> {
-    config::valid_name(name)
-        .map_err(|why| ApiError::InvalidName(format!("node name \"{}\" {why}", name.escape_debug())))?;
+    config::valid_name(name).map_err(|why| ApiError::InvalidName(format!("node name \"{}\" {why}", shown(name))))?;
     if config::RESERVED.contains(&name) {
         return Err(ApiError::InvalidName(format!("`{name}` is the daemon's {name} bus; give the node another name")));
     }
@@ -668,7 +683,7 @@ fn new_node(
         let names: Vec<&str> = registry::kinds().iter().map(|k| k.descriptor.kind).collect();
         return Err(ApiError::InvalidGraph(format!(
             "unknown node kind \"{}\" (known kinds: {})",
-            kind.escape_debug(),
+            shown(kind),
             names.join(", ")
         )));
     };
