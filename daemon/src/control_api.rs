@@ -304,13 +304,27 @@ impl Answerer<'_> {
                     )));
                 }
                 let answer = self.apply(&preset.graph)?;
+                let mut failed = Vec::new();
                 for n in &preset.graph.nodes {
                     let on = preset.bypassed.contains(&n.name);
                     if on != self.bypassed.contains(&n.name) {
-                        self.controller.bypass(&n.name, on).map_err(engine_error)?;
+                        match self.controller.bypass(&n.name, on) {
+                            Ok(()) => {
+                                self.bypassed.retain(|b| *b != n.name);
+                                if on {
+                                    self.bypassed.push(n.name.clone());
+                                }
+                            }
+                            Err(e) => failed.push(format!("{}: {e}", n.name)),
+                        }
                     }
                 }
-                *self.bypassed = preset.bypassed;
+                if !failed.is_empty() {
+                    return Err(ApiError::Busy(format!(
+                        "preset \"{name}\" applied, but the bypass of {} could not be set; set it again",
+                        failed.join("; ")
+                    )));
+                }
                 Ok(answer)
             }
             Request::PresetList => self.presets.list().map(Answer::Presets).map_err(preset_error),
@@ -367,8 +381,13 @@ impl Answerer<'_> {
     }
 
     fn apply(&mut self, spec: &GraphSpec) -> Result<Answer, ApiError> {
+        let old = self.controller.spec().clone();
         let report = self.controller.apply(spec).map_err(engine_error)?;
-        self.bypassed.retain(|b| spec.nodes.iter().any(|n| &n.name == b));
+        // A bypass stays with a node the edit kept (same name, kind and shape); a node made anew
+        // starts un-bypassed on the RT side.
+        let identity =
+            |s: &GraphSpec, name: &str| s.nodes.iter().find(|n| n.name == name).map(|n| (n.kind.clone(), n.shape));
+        self.bypassed.retain(|b| identity(&old, b).is_some_and(|i| Some(i) == identity(spec, b)));
         Ok(Answer::Applied {
             kept: report.kept,
             inserted: report.inserted,

@@ -194,6 +194,19 @@ fn bypass_is_listed() {
     rig.ask(Request::Bypass { node: "comp".into(), on: false }).unwrap();
     let Ok(Answer::Nodes(nodes)) = rig.ask(Request::ListNodes) else { panic!() };
     assert!(nodes.iter().all(|n| !n.bypassed));
+
+    // A node replaced under the same name is a new node: not bypassed.
+    rig.ask(Request::Bypass { node: "comp".into(), on: true }).unwrap();
+    let ops = vec![
+        GraphOp::RemoveNode { name: "comp".into() },
+        GraphOp::AddNode { name: "comp".into(), kind: "limiter".into(), params: vec![], channels: None, bands: None },
+        GraphOp::Connect { from: "meter".into(), to: "comp".into() },
+        GraphOp::Connect { from: "comp".into(), to: "out".into() },
+    ];
+    rig.ask(Request::Commit { ops }).unwrap();
+    let Ok(Answer::Nodes(nodes)) = rig.ask(Request::ListNodes) else { panic!() };
+    let comp = nodes.iter().find(|n| n.name == "comp").unwrap();
+    assert_eq!((comp.kind.as_str(), comp.bypassed), ("limiter", false));
 }
 
 /// Half the graph replaced in one commit: the loudness meter survives and keeps integrating across it.

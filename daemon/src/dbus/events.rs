@@ -106,6 +106,12 @@ impl Events {
         }
         for n in nodes {
             if self.nodes.contains_key(&n.name) {
+                if announce {
+                    // A kept node's parameters may have changed with the graph (a preset).
+                    if let Err(e) = self.node_params_changed(&n.name) {
+                        tracing::debug!("D-Bus: Params of {}: {e}", n.name);
+                    }
+                }
                 continue;
             }
             let node = Node { name: n.name.clone(), kind: n.kind.clone(), shared: self.shared.clone() };
@@ -121,13 +127,18 @@ impl Events {
     fn param_changed(&self, node: &str, param: &str, value: f64) -> zbus::Result<()> {
         self.emit(None, "ParamChanged", &(node, param, value))?;
         if self.nodes.contains_key(node) {
-            zbus::block_on(async {
-                let iface = self.conn.object_server().interface::<_, Node>(node_path(node).as_str()).await?;
-                let guard = iface.get().await;
-                guard.params_changed(iface.signal_emitter()).await
-            })?;
+            self.node_params_changed(node)?;
         }
         Ok(())
+    }
+
+    /// PropertiesChanged for a node object's `Params`.
+    fn node_params_changed(&self, node: &str) -> zbus::Result<()> {
+        zbus::block_on(async {
+            let iface = self.conn.object_server().interface::<_, Node>(node_path(node).as_str()).await?;
+            let guard = iface.get().await;
+            guard.params_changed(iface.signal_emitter()).await
+        })
     }
 
     fn bypass_changed(&self, node: &str) -> zbus::Result<()> {

@@ -138,6 +138,9 @@ pub(crate) struct Shared {
     pub transactions: Mutex<HashMap<String, Vec<GraphOp>>>,
     /// Meter subscriptions by the caller's unique bus name.
     pub subscriptions: Mutex<HashMap<String, Subscription>>,
+    /// Set when the handle is dropped: the events thread stops waiting for the control thread (which
+    /// may be the very thread dropping the handle).
+    stopping: AtomicBool,
 }
 
 impl Shared {
@@ -149,11 +152,21 @@ impl Shared {
         Self::reply(reply)
     }
 
-    /// [`Shared::ask`] for plain threads.
+    /// [`Shared::ask`] for the events thread; gives up at once when the service stops.
     pub fn ask_blocking(&self, req: Request) -> Result<Answer, Error> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.requests.send((req, tx)).map_err(|_| Error::Failed("the daemon is shutting down".into()))?;
-        Self::reply(rx.recv_timeout(REPLY_TIMEOUT))
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(20)) {
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        return Err(Error::Failed("the D-Bus service is stopping".into()));
+                    }
+                }
+                other => return Self::reply(other),
+            }
+        }
     }
 
     fn reply(reply: Result<Reply, RecvTimeoutError>) -> Result<Answer, Error> {
@@ -240,6 +253,7 @@ impl DbusHandle {
 
 impl Drop for DbusHandle {
     fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
         self.shared.note(Notification::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -272,6 +286,7 @@ pub fn serve(bus: BusKind, replace: bool, requests: RequestSender) -> Result<Dbu
         notes: notes_tx,
         transactions: Mutex::new(HashMap::new()),
         subscriptions: Mutex::new(HashMap::new()),
+        stopping: AtomicBool::new(false),
     });
     let root = root::Daemon { shared: shared.clone() };
     let describe = bus.describe();
