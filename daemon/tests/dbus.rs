@@ -645,6 +645,9 @@ fn a_taken_name_is_refused_and_replace_takes_over() {
     assert!(matches!(e, ServeError::NameTaken { .. }));
     assert!(!msg.contains('\n') && msg.contains("--replace"), "one friendly line: {msg}");
     let third = Daemon::try_start(&bus, "third", true).expect("--replace takes over");
+    let (tx, _rx) = dbus::request_channel();
+    let e = dbus::serve(BusKind::Address("unix:path=/nonexistent/bus".into()), false, tx).err().expect("no bus");
+    assert!(matches!(e, ServeError::Bus(_)) && !e.to_string().contains('\n'), "{e}");
     wait_for("the first daemon notices", || first.handle().name_lost());
     let c = bus.connect();
     let owner = zbus::block_on(async {
@@ -696,8 +699,8 @@ impl Rng {
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
-        &xs[(self.next() % xs.len() as u64) as usize]
+    fn pick<T: Copy>(&mut self, xs: &[T]) -> T {
+        xs[(self.next() % xs.len() as u64) as usize]
     }
 }
 
@@ -777,11 +780,12 @@ fn fuzz_10000_calls_only_typed_errors() {
             let counts = [0u32, 1, 2, 6, 8, 9, u32::MAX];
             let mut errors: HashMap<String, u64> = HashMap::new();
             let mut ok = 0u64;
+            let mut commits = 0u64;
             for _ in 0..CALLS {
-                let n = *rng.pick(&names);
-                let n2 = *rng.pick(&names);
-                let prm = *rng.pick(&params);
-                let v = *rng.pick(&values);
+                let n = rng.pick(&names);
+                let n2 = rng.pick(&names);
+                let prm = rng.pick(&params);
+                let v = rng.pick(&values);
                 let result: zbus::Result<()> = zbus::block_on(async {
                     match rng.next() % 26 {
                         0 => p.status().await.map(drop),
@@ -792,14 +796,35 @@ fn fuzz_10000_calls_only_typed_errors() {
                         6 => p.begin().await,
                         7 | 8 => {
                             let params = HashMap::from([(prm, v)]);
-                            let (c, b) = (*rng.pick(&counts), *rng.pick(&counts));
-                            let kind = *rng.pick::<&str>(&kinds);
+                            let (c, b) = (rng.pick(&counts), rng.pick(&counts));
+                            let kind = rng.pick(&kinds);
                             p.add_node(n, kind, params, c, b).await
                         }
                         9 => p.remove_node(n).await,
                         10 | 11 => p.connect(n, n2).await,
                         12 => p.disconnect(n, n2).await,
-                        13 | 14 => p.commit().await.map(drop),
+                        13 => p.commit().await.map(drop),
+                        14 => {
+                            // A whole transaction of 1..4 mostly sensible steps, so commits meet real graphs.
+                            let _ = p.begin().await;
+                            let ours = ["t1", "t2", "t3", "t4"];
+                            let sources = ["in", "meter", "comp", "t1", "t2", "t3", "t4"];
+                            let sinks = ["out", "comp", "t1", "t2", "t3", "t4"];
+                            for _ in 0..1 + rng.next() % 4 {
+                                let _ = match rng.next() % 4 {
+                                    0 => {
+                                        let kind = rng.pick(&["compressor", "limiter", "loudness_meter", "multiband"]);
+                                        let bands = if kind == "multiband" { 3 } else { 0 };
+                                        p.add_node(rng.pick(&ours), kind, HashMap::new(), 0, bands).await
+                                    }
+                                    1 => p.remove_node(rng.pick(&ours)).await,
+                                    _ => p.connect(rng.pick(&sources), rng.pick(&sinks)).await,
+                                };
+                            }
+                            let r = p.commit().await.map(drop);
+                            commits += u64::from(r.is_ok());
+                            r
+                        }
                         15 => p.abort().await,
                         16 if rng.next() % 10 == 0 => p.reload().await,
                         16 => p.meters().await.map(drop),
@@ -825,7 +850,7 @@ fn fuzz_10000_calls_only_typed_errors() {
                         }
                         24 => {
                             // Wrong argument types.
-                            let m = *rng.pick(&["Set", "Get", "AddNode", "Bypass", "Commit", "PresetSave"]);
+                            let m = rng.pick(&["Set", "Get", "AddNode", "Bypass", "Commit", "PresetSave"]);
                             conn.call_method(
                                 Some("org.ballast.Daemon1"),
                                 "/org/ballast/Daemon1",
@@ -866,24 +891,29 @@ fn fuzz_10000_calls_only_typed_errors() {
                     Err(e) => panic!("not a typed D-Bus error: {e:?}"),
                 }
             }
-            (ok, errors)
+            (ok, commits, errors)
         }));
     }
-    let mut ok = 0;
+    let (mut ok, mut commits) = (0, 0);
     let mut errors: HashMap<String, u64> = HashMap::new();
     for w in workers {
-        let (o, e) = w.join().expect("fuzz client");
+        let (o, c, e) = w.join().expect("fuzz client");
         ok += o;
+        commits += c;
         for (k, v) in e {
             *errors.entry(k).or_default() += v;
         }
     }
     let mut table: Vec<_> = errors.into_iter().collect();
     table.sort();
-    println!("{} calls: {ok} ok; errors {table:?}", CLIENTS * CALLS);
+    println!("{} calls: {ok} ok ({commits} transactions applied); errors {table:?}", CLIENTS * CALLS);
     let c = bus.connect();
     let p = daemon_proxy(&c);
     assert_eq!(u(&zbus::block_on(p.status()).unwrap(), "sample_rate_hz"), 48_000, "still answering");
+    println!(
+        "nodes after the fuzz: {:?}",
+        zbus::block_on(p.list_nodes()).unwrap().iter().map(|n| &n.0).collect::<Vec<_>>()
+    );
     d.wait_blocks(20);
     let m = zbus::block_on(p.meters()).unwrap();
     assert!(m.values().flat_map(|v| v.values()).all(|x| !x.is_infinite() || *x < 0.0), "meters sane: {m:?}");
