@@ -267,7 +267,7 @@ impl Drop for DbusHandle {
 /// a running daemon that allows it, as every ballastd does) and starts the events thread. Requests go
 /// to `requests`; the control thread answers each with the reply channel that comes with it:
 ///
-/// ```ignore
+/// ```text
 /// recv(dbus_requests) -> msg => if let Ok((req, reply)) = msg {
 ///     let answer = Answerer { controller: &mut self.controller, status: self.status_info(),
 ///                             presets: &self.presets, bypassed: &mut self.bypassed }.answer(req);
@@ -275,6 +275,12 @@ impl Drop for DbusHandle {
 ///     let _ = reply.send(answer);   // bounded(1), never blocks
 /// }
 /// ```
+///
+/// The control thread also: saves the state file after a successful `Set`, `Bypass`, `Commit` or
+/// `PresetLoad` (run-time edits persist); calls [`DbusHandle::xruns`] from its tick and
+/// [`DbusHandle::graph_changed`] after a SIGHUP reload; and stops when [`DbusHandle::name_lost`]
+/// turns true. Call `serve` after SIGINT/SIGTERM/SIGHUP are blocked: zbus's threads start here and
+/// inherit the mask.
 ///
 /// Must not be called from inside a zbus task. Node objects appear once the control thread has
 /// answered the first `ListNodes` (the events thread asks; `serve` itself never waits for the
