@@ -125,6 +125,10 @@ impl Daemon {
     }
 
     fn try_start(bus: &Bus, name: &str, replace: bool) -> Result<Daemon, ServeError> {
+        Self::try_start_at(&bus.address, name, replace)
+    }
+
+    fn try_start_at(address: &str, name: &str, replace: bool) -> Result<Daemon, ServeError> {
         let config = config::parse(GRAPH, "test.toml").expect("valid");
         let (mut controller, mut engine, reclaimer) =
             engine::new(EngineConfig { sample_rate: RATE, max_block: BLOCK, ..EngineConfig::default() });
@@ -138,7 +142,7 @@ impl Daemon {
         let silent_blocks = Arc::new(AtomicU64::new(0));
 
         let (req_tx, req_rx) = dbus::request_channel();
-        let handle = dbus::serve(BusKind::Address(bus.address.clone()), replace, req_tx)?;
+        let handle = dbus::serve(BusKind::Address(address.to_string()), replace, req_tx)?;
 
         let started = Instant::now();
         let s = stop.clone();
@@ -937,4 +941,139 @@ fn set_round_trip_figures() {
     times.sort();
     let q = |f: f64| times[((times.len() as f64 * f) as usize).min(times.len() - 1)];
     println!("Set round trip over 10000 calls: p50 {:?}, p99 {:?}, max {:?}", q(0.5), q(0.99), times[times.len() - 1]);
+}
+
+/// A private bus run from a config that includes the system bus policy (`system.conf`) and ours
+/// (`daemon/dbus/org.ballast.Daemon1.conf`), as a system bus with our policy installed would be.
+struct SystemBus {
+    dir: PathBuf,
+    address: String,
+    pid: i32,
+}
+
+impl SystemBus {
+    fn start() -> SystemBus {
+        let dir = std::env::temp_dir().join(format!("ballast-sysbus-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("policy")).unwrap();
+        let policy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dbus/org.ballast.Daemon1.conf");
+        std::fs::copy(&policy, dir.join("policy/org.ballast.Daemon1.conf")).unwrap();
+        let config = format!(
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\"\n \
+             \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n\
+             <include>/usr/share/dbus-1/system.conf</include>\n<pidfile>{0}/pid</pidfile>\n\
+             <includedir>{0}/policy</includedir>\n</busconfig>\n",
+            dir.display()
+        );
+        std::fs::write(dir.join("bus.conf"), config).unwrap();
+        let mut child = Command::new("dbus-daemon")
+            .arg(format!("--config-file={}", dir.join("bus.conf").display()))
+            .arg(format!("--address=unix:path={}", dir.join("bus").display()))
+            .args(["--fork", "--print-address=1", "--print-pid=1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dbus-daemon runs");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let address = lines.next().expect("the bus prints its address").unwrap();
+        let pid: i32 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+        let _ = child.wait();
+        SystemBus { dir, address, pid }
+    }
+
+    /// `dbus-send --print-reply` to ballast, as `user` (through runuser when not root).
+    fn send_as(&self, user: &str, path: &str, method: &str, args: &[&str]) -> (bool, String) {
+        let mut cmd = if user == "root" {
+            Command::new("dbus-send")
+        } else {
+            let mut c = Command::new("runuser");
+            c.args(["-u", user, "--", "dbus-send"]);
+            c
+        };
+        let out = cmd
+            .arg(format!("--bus={}", self.address))
+            .args(["--print-reply", "--dest=org.ballast.Daemon1", path, method])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+}
+
+impl Drop for SystemBus {
+    fn drop(&mut self) {
+        // SAFETY: plain kill(2) of the dbus-daemon this guard started.
+        unsafe {
+            libc::kill(self.pid, libc::SIGTERM);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The system-bus policy: root may own the name and call everything; an unprivileged user (nobody)
+/// may read (status, nodes, parameters, descriptors, properties, presets' names, meters) and is
+/// refused every call that changes something, and may not own the name.
+#[test]
+fn system_policy_lets_others_only_read() {
+    if !nix_is_root() {
+        panic!("this test needs root (to run a client as another user with runuser)");
+    }
+    let bus = SystemBus::start();
+    let _d = Daemon::try_start_at(&bus.address, "policy", false).expect("root may own the name");
+    let root = "/org/ballast/Daemon1";
+    let comp = "/org/ballast/Daemon1/node/comp";
+    wait_for("node objects", || bus.send_as("root", comp, "org.ballast.Node1.Get", &["string:ratio"]).0);
+
+    let reads: [(&str, &str, &[&str]); 9] = [
+        (root, "org.ballast.Daemon1.Status", &[]),
+        (root, "org.ballast.Daemon1.ListNodes", &[]),
+        (root, "org.ballast.Daemon1.Get", &["string:comp", "string:threshold_db"]),
+        (root, "org.ballast.Daemon1.PresetList", &[]),
+        (root, "org.ballast.Daemon1.Meters", &[]),
+        (comp, "org.ballast.Node1.Describe", &[]),
+        (comp, "org.ballast.Node1.Get", &["string:ratio"]),
+        (comp, "org.freedesktop.DBus.Properties.Get", &["string:org.ballast.Node1", "string:Params"]),
+        (root, "org.freedesktop.DBus.Introspectable.Introspect", &[]),
+    ];
+    for (path, method, args) in reads {
+        let (ok, out) = bus.send_as("nobody", path, method, args);
+        assert!(ok, "nobody may call {method}: {out}");
+    }
+    let writes: [(&str, &str, &[&str]); 10] = [
+        (root, "org.ballast.Daemon1.Set", &["string:comp", "string:threshold_db", "double:-30"]),
+        (root, "org.ballast.Daemon1.Bypass", &["string:comp", "boolean:true"]),
+        (root, "org.ballast.Daemon1.Begin", &[]),
+        (root, "org.ballast.Daemon1.Commit", &[]),
+        (root, "org.ballast.Daemon1.Reload", &[]),
+        (root, "org.ballast.Daemon1.PresetSave", &["string:x"]),
+        (root, "org.ballast.Daemon1.PresetLoad", &["string:x"]),
+        (root, "org.ballast.Daemon1.PresetDelete", &["string:x"]),
+        (comp, "org.ballast.Node1.Set", &["string:ratio", "double:9"]),
+        (comp, "org.ballast.Node1.Bypass", &["boolean:true"]),
+    ];
+    for (path, method, args) in writes {
+        let (ok, out) = bus.send_as("nobody", path, method, args);
+        assert!(!ok && out.contains("org.freedesktop.DBus.Error.AccessDenied"), "nobody must not call {method}: {out}");
+    }
+    let (ok, out) = bus.send_as("nobody", root, "org.ballast.Daemon1.Get", &["string:comp", "string:threshold_db"]);
+    assert!(ok && out.contains("double -20"), "nothing changed: {out}");
+    let (ok, out) =
+        bus.send_as("root", root, "org.ballast.Daemon1.Set", &["string:comp", "string:threshold_db", "double:-30"]);
+    assert!(ok && out.contains("double -30"), "root may change: {out}");
+
+    let out = Command::new("runuser")
+        .args(["-u", "nobody", "--", "dbus-send", &format!("--bus={}", bus.address), "--print-reply"])
+        .args(["--dest=org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus.RequestName"])
+        .args(["string:org.ballast.Daemon1", "uint32:4"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && text.contains("AccessDenied"), "nobody may not own the name: {text}");
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }
