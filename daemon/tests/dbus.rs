@@ -116,6 +116,8 @@ struct Daemon {
     /// Blocks processed, and blocks whose output was silent though the input was not.
     blocks: Arc<AtomicU64>,
     silent_blocks: Arc<AtomicU64>,
+    /// `Meters` requests the control loop answered (the events thread asks only for subscribers).
+    meter_reads: Arc<AtomicU64>,
     dir: PathBuf,
 }
 
@@ -146,11 +148,16 @@ impl Daemon {
 
         let started = Instant::now();
         let s = stop.clone();
+        let meter_reads = Arc::new(AtomicU64::new(0));
+        let reads = meter_reads.clone();
         let control = std::thread::spawn(move || {
             let _reclaimer = reclaimer.spawn(Duration::from_millis(20)).unwrap();
             let mut bypassed = Vec::new();
             while !s.load(Ordering::Relaxed) {
                 let Ok((req, reply)) = req_rx.recv_timeout(Duration::from_millis(50)) else { continue };
+                if req == ballastd::control_api::Request::Meters {
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
                 let status = StatusInfo {
                     backend: "test".into(),
                     sample_rate_hz: RATE as u32,
@@ -206,7 +213,16 @@ impl Daemon {
                 }
             }
         });
-        Ok(Daemon { handle: Some(handle), stop, threads: vec![control, audio], level_db, blocks, silent_blocks, dir })
+        Ok(Daemon {
+            handle: Some(handle),
+            stop,
+            threads: vec![control, audio],
+            level_db,
+            blocks,
+            silent_blocks,
+            meter_reads,
+            dir,
+        })
     }
 
     fn handle(&self) -> &DbusHandle {
@@ -614,6 +630,7 @@ fn meters_go_to_subscribers_only() {
     let updates = signals(&a, "MetersUpdate");
     std::thread::sleep(Duration::from_millis(300));
     assert!(updates.try_recv().is_err(), "no subscriber, no traffic");
+    assert_eq!(d.meter_reads.load(Ordering::Relaxed), 0, "no subscriber: the meters are not even read");
     zbus::block_on(pa.subscribe_meters(20.0)).unwrap();
     let t = Instant::now();
     let mut n = 0;
@@ -630,8 +647,10 @@ fn meters_go_to_subscribers_only() {
     assert_eq!(d.handle().meter_subscribers(), 0);
     std::thread::sleep(Duration::from_millis(300));
     while updates.try_recv().is_ok() {}
+    let reads = d.meter_reads.load(Ordering::Relaxed);
     std::thread::sleep(Duration::from_millis(500));
     assert!(updates.try_recv().is_err(), "unsubscribed: no more updates");
+    assert_eq!(d.meter_reads.load(Ordering::Relaxed), reads, "unsubscribed: no more meter reads");
     // A client that subscribes and leaves (a fresh connection: `a`'s signal thread keeps `a` open).
     let x = bus.connect();
     zbus::block_on(daemon_proxy(&x).subscribe_meters(5.0)).unwrap();
