@@ -4,11 +4,14 @@
 
 pub mod backend;
 pub mod config;
+pub mod control_api;
+pub mod dbus;
 pub mod engine;
 pub mod graph;
 pub mod logging;
 pub mod notify;
 pub mod offline;
 pub mod paths;
+pub mod presets;
 pub mod service;
 pub mod state;

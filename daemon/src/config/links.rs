@@ -10,7 +10,7 @@ use toml_edit::Value;
 use super::diag::{self, Sink};
 use super::known_entries;
 use super::nodes::NodeDraft;
-use super::settings::{Port, PortsDraft};
+use super::settings::PortsDraft;
 use super::value::{self, Entry};
 use crate::graph::{channel_map, Endpoint, Link, NodeSpec};
 
@@ -24,8 +24,9 @@ type Span = Option<Range<usize>>;
 /// A link as written: (source text, its span), (sink text, its span).
 type Pair<'d> = ((&'d str, Span), (&'d str, Span));
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Side {
+/// Which end of a link an endpoint text names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Side {
     Source,
     Sink,
 }
@@ -177,101 +178,105 @@ struct Resolver<'a> {
 
 impl Resolver<'_> {
     fn end(&self, sink: &mut Sink<'_>, text: &str, span: Span, side: Side) -> Option<End> {
-        let (name, port) = match text.split_once(':') {
-            Some((n, p)) => (n, Some(p)),
-            None => (text, None),
+        let scope = EndpointScope {
+            audio_in: self.ports.audio_in.iter().map(|p| p.name.as_str()).collect(),
+            audio_out: self.ports.audio_out.iter().map(|p| p.name.as_str()).collect(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| (n.name.as_str(), n.kind.filter(|k| k.generator).map(|k| k.descriptor.kind)))
+                .collect(),
         };
-        let end = |node, channel| Some(End { node, channel, text: text.to_string(), span: span.clone() });
-        let bus = match (name, side) {
-            ("in", Side::Source) => Some(("in", "audio_in", &self.ports.audio_in)),
-            ("out", Side::Sink) => Some(("out", "audio_out", &self.ports.audio_out)),
-            ("in", Side::Sink) => {
-                sink.error(span, format!("`{text}`: `in` is the daemon's input bus, so it can only be a source"));
-                return None;
-            }
-            ("out", Side::Source) => {
-                sink.error(span, format!("`{text}`: `out` is the daemon's output bus, so it can only be a sink"));
-                return None;
-            }
-            _ => None,
-        };
-        if let Some((bus, key, list)) = bus {
-            return self.bus_end(sink, text, span.clone(), bus, key, list, port).and_then(|c| end(None, c));
-        }
-
-        let Some(index) = self.nodes.iter().position(|n| n.name == name) else {
-            let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
-            let hint = diag::suggestion(name, names.iter().copied().chain(["in", "out"]));
-            sink.error(
-                span,
-                format!(
-                    "dangling link: no node or bus named `{name}`{hint} (nodes: {}; buses: in, out)",
-                    names.join(", ")
-                ),
-            );
-            return None;
-        };
-        let node = &self.nodes[index];
-        if side == Side::Sink && node.is_generator() {
-            let kind = node.kind.map_or("", |k| k.descriptor.kind);
-            sink.error(
-                span,
-                format!("`{text}`: node `{name}` is a generator (kind \"{kind}\"); it has no input to feed"),
-            );
-            return None;
-        }
-        let (want, other) = match side {
-            Side::Source => ("out", "in"),
-            Side::Sink => ("in", "out"),
-        };
-        let channel = match port {
-            None => None,
-            Some(p) if p == want => None,
-            Some(p) => match p.strip_prefix(want).and_then(|r| r.strip_prefix('_')).map(str::parse::<usize>) {
-                Some(Ok(n)) if n >= 1 => Some(n - 1),
-                _ => {
-                    let role = if side == Side::Source { "a source" } else { "a sink" };
-                    let why = if p == other || p.starts_with(&format!("{other}_")) {
-                        format!("`{p}` is on the wrong side: as {role} use `{name}:{want}` or `{name}:{want}_N`")
-                    } else {
-                        format!("unknown port `{p}` of node `{name}`: as {role} use `{name}:{want}` or `{name}:{want}_N` (N from 1)")
-                    };
-                    sink.error(span, format!("`{text}`: {why}"));
-                    return None;
-                }
-            },
-        };
-        end(Some(index), channel)
-    }
-
-    /// The channel of bus port `port` (`None` for the whole bus).
-    #[allow(clippy::too_many_arguments)]
-    fn bus_end(
-        &self,
-        sink: &mut Sink<'_>,
-        text: &str,
-        span: Span,
-        bus: &str,
-        key: &str,
-        list: &[Port],
-        port: Option<&str>,
-    ) -> Option<Option<usize>> {
-        let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
-        if names.is_empty() {
-            sink.error(span, format!("`{text}`: the `{bus}` bus has no ports; list them in [ports] {key} = [..]"));
-            return None;
-        }
-        let Some(port) = port else { return Some(None) };
-        match names.iter().position(|n| *n == port) {
-            Some(i) => Some(Some(i)),
-            None => {
-                let hint = diag::suggestion(port, names.iter().copied());
-                sink.error(
-                    span,
-                    format!("dangling link: `{bus}` has no port `{port}`{hint} ({key}: {})", names.join(", ")),
-                );
+        match parse_endpoint(&scope, text, side) {
+            Ok((node, channel)) => Some(End { node, channel, text: text.to_string(), span }),
+            Err(why) => {
+                sink.error(span, why);
                 None
             }
+        }
+    }
+}
+
+/// What link endpoint texts are resolved against: the bus port names and the nodes, each with its kind
+/// when it is a generator (which has no input to feed).
+pub(crate) struct EndpointScope<'a> {
+    pub audio_in: Vec<&'a str>,
+    pub audio_out: Vec<&'a str>,
+    pub nodes: Vec<(&'a str, Option<&'a str>)>,
+}
+
+/// Resolves one link endpoint as the config writes it (`node`, `node:out_2`, `in`, `out:PORT`…) to
+/// (node index or `None` for the daemon's bus, channel or `None` for the whole bus). The error is the
+/// one-line message the config reports; the D-Bus graph edits report the same.
+pub(crate) fn parse_endpoint(
+    scope: &EndpointScope<'_>,
+    text: &str,
+    side: Side,
+) -> Result<(Option<usize>, Option<usize>), String> {
+    let (name, port) = match text.split_once(':') {
+        Some((n, p)) => (n, Some(p)),
+        None => (text, None),
+    };
+    let bus = match (name, side) {
+        ("in", Side::Source) => Some(("in", "audio_in", &scope.audio_in)),
+        ("out", Side::Sink) => Some(("out", "audio_out", &scope.audio_out)),
+        ("in", Side::Sink) => {
+            return Err(format!("`{text}`: `in` is the daemon's input bus, so it can only be a source"));
+        }
+        ("out", Side::Source) => {
+            return Err(format!("`{text}`: `out` is the daemon's output bus, so it can only be a sink"));
+        }
+        _ => None,
+    };
+    if let Some((bus, key, names)) = bus {
+        return bus_end(text, bus, key, names, port).map(|c| (None, c));
+    }
+
+    let Some(index) = scope.nodes.iter().position(|(n, _)| *n == name) else {
+        let names: Vec<&str> = scope.nodes.iter().map(|(n, _)| *n).collect();
+        let hint = diag::suggestion(name, names.iter().copied().chain(["in", "out"]));
+        return Err(format!(
+            "dangling link: no node or bus named `{name}`{hint} (nodes: {}; buses: in, out)",
+            names.join(", ")
+        ));
+    };
+    if let (Side::Sink, Some(kind)) = (side, scope.nodes[index].1) {
+        return Err(format!("`{text}`: node `{name}` is a generator (kind \"{kind}\"); it has no input to feed"));
+    }
+    let (want, other) = match side {
+        Side::Source => ("out", "in"),
+        Side::Sink => ("in", "out"),
+    };
+    let channel = match port {
+        None => None,
+        Some(p) if p == want => None,
+        Some(p) => match p.strip_prefix(want).and_then(|r| r.strip_prefix('_')).map(str::parse::<usize>) {
+            Some(Ok(n)) if n >= 1 => Some(n - 1),
+            _ => {
+                let role = if side == Side::Source { "a source" } else { "a sink" };
+                let why = if p == other || p.starts_with(&format!("{other}_")) {
+                    format!("`{p}` is on the wrong side: as {role} use `{name}:{want}` or `{name}:{want}_N`")
+                } else {
+                    format!("unknown port `{p}` of node `{name}`: as {role} use `{name}:{want}` or `{name}:{want}_N` (N from 1)")
+                };
+                return Err(format!("`{text}`: {why}"));
+            }
+        },
+    };
+    Ok((Some(index), channel))
+}
+
+/// The channel of bus port `port` (`None` for the whole bus).
+fn bus_end(text: &str, bus: &str, key: &str, names: &[&str], port: Option<&str>) -> Result<Option<usize>, String> {
+    if names.is_empty() {
+        return Err(format!("`{text}`: the `{bus}` bus has no ports; list them in [ports] {key} = [..]"));
+    }
+    let Some(port) = port else { return Ok(None) };
+    match names.iter().position(|n| *n == port) {
+        Some(i) => Ok(Some(i)),
+        None => {
+            let hint = diag::suggestion(port, names.iter().copied());
+            Err(format!("dangling link: `{bus}` has no port `{port}`{hint} ({key}: {})", names.join(", ")))
         }
     }
 }
@@ -280,21 +285,33 @@ impl Resolver<'_> {
 /// its whole input (a single channel counts as 1), else 2 when nothing does. Sources are resolved before
 /// the nodes they feed; nodes caught in a cycle (reported elsewhere) fall back to 2.
 fn infer_widths(ports: &PortsDraft, nodes: &[NodeDraft], links: &[RawLink]) -> Vec<usize> {
-    let mut widths: Vec<Option<usize>> =
+    let fixed: Vec<Option<usize>> =
         nodes.iter().map(|n| n.channels.or(if n.is_generator() { Some(DEFAULT_CHANNELS) } else { None })).collect();
+    let ends: Vec<WidthLink> =
+        links.iter().map(|l| ((l.from.node, l.from.channel), (l.to.node, l.to.channel))).collect();
+    widths(ports.audio_in.len(), &fixed, &ends)
+}
+
+/// A link for width inference: ((source node, channel), (sink node, channel)); `None` node = a bus.
+pub(crate) type WidthLink = ((Option<usize>, Option<usize>), (Option<usize>, Option<usize>));
+
+/// The width rule of [`infer_widths`] over plain indices: `fixed[n]` is a node's width when it is
+/// already known (explicit, a generator, or a running node), `None` to infer it from what feeds it.
+pub(crate) fn widths(audio_in: usize, fixed: &[Option<usize>], links: &[WidthLink]) -> Vec<usize> {
+    let mut widths: Vec<Option<usize>> = fixed.to_vec();
     loop {
         let mut progress = false;
-        for n in 0..nodes.len() {
+        for n in 0..widths.len() {
             if widths[n].is_some() {
                 continue;
             }
             let mut widest = None;
             let mut ready = true;
-            for l in links.iter().filter(|l| l.to.node == Some(n) && l.to.channel.is_none()) {
-                let w = match (l.from.node, l.from.channel) {
+            for &(from, _) in links.iter().filter(|(_, to)| *to == (Some(n), None)) {
+                let w = match from {
                     (_, Some(_)) => Some(1),
-                    (None, None) => Some(ports.audio_in.len()),
-                    (Some(m), None) => widths[m],
+                    (None, None) => Some(audio_in),
+                    (Some(m), None) => widths.get(m).copied().flatten(),
                 };
                 match w {
                     Some(w) => widest = widest.max(Some(w)),

@@ -20,6 +20,10 @@ use std::path::Path;
 
 pub use diag::{Diagnostic, Errors, Severity};
 pub use settings::{Backend, EngineSettings, Ports};
+// Shared with the run-time graph edits (`crate::control_api`), so config and D-Bus apply one set of rules.
+pub(crate) use links::{parse_endpoint, widths, EndpointScope, Side, WidthLink, DEFAULT_CHANNELS};
+pub(crate) use nodes::{range_text, RESERVED};
+pub(crate) use settings::valid_name;
 
 use crate::graph::GraphSpec;
 use diag::Sink;
