@@ -10,6 +10,7 @@ packages=(
   dbus                              # private dbus-daemon in tests
   ffmpeg sox                        # independent loudness meter (ebur128 filter), test audio
   wesnoth-1.16-music                # real music (Ogg, GPL-2) for end-to-end loudness tests
+  python3-pip                       # fetches the onnxruntime wheel (scripts/fetch-onnxruntime.sh)
 )
 
 missing=()

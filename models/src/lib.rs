@@ -1,0 +1,7 @@
+//! ballast's learned models: ONNX Runtime loading ([`runtime`]), checked sessions for worker threads
+//! ([`session`]), and the feature extraction shared by the dataset builder and inference ([`features`]),
+//! so training and inference cannot drift.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+pub mod runtime;
