@@ -5,3 +5,4 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod runtime;
+pub mod session;
