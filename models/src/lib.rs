@@ -4,5 +4,6 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod features;
 pub mod runtime;
 pub mod session;
