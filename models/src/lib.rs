@@ -4,6 +4,11 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod dataset;
 pub mod features;
+pub mod npy;
+pub mod params;
+pub mod rng;
 pub mod runtime;
 pub mod session;
+pub mod synth;
