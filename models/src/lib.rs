@@ -5,6 +5,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod dataset;
+pub mod estimator;
 pub mod features;
 pub mod npy;
 pub mod params;
