@@ -65,7 +65,7 @@ def main():
     while time.monotonic() < deadline:
         epoch += 1
         order = rng.permutation(n)
-        total = 0.0
+        total, seen = 0.0, 0
         for i in range(0, n, a.batch):
             idx = torch.from_numpy(order[i : i + a.batch])
             pred = model(x[idx])
@@ -73,11 +73,12 @@ def main():
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
+            seen += len(idx)
             if time.monotonic() >= deadline:
                 break
         acc, per = accuracy(model, meta, val)
-        print(f"epoch {epoch}: loss {total / n:.4f}  validation accuracy {acc:.3f} "
+        print(f"epoch {epoch}: loss {total / max(seen, 1):.4f}  validation accuracy {acc:.3f} "
               + " ".join(f"{k}={v:.2f}" for k, v in per.items()), flush=True)
         if acc > best or best < 0:
             best = acc
