@@ -4,6 +4,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod accuracy;
 pub mod dataset;
 pub mod estimator;
 pub mod features;
