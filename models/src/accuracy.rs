@@ -83,7 +83,7 @@ pub fn resynthesis_error_db(
     estimate: CompressorParams,
 ) -> Result<f32, DatasetError> {
     let mut resynth = [Vec::new(), Vec::new()];
-    compress_into(dry, estimate, &mut resynth)?;
+    compress_into(dry, estimate, &mut resynth, 0)?;
     let mut fx = FeatureExtractor::new(SAMPLE_RATE, 2, &[]).expect("valid fixed configuration");
     let bad = |e: crate::features::FeatureError| DatasetError::Render(e.to_string());
     let truth = fx.extract(&dry, &wet).map_err(bad)?;
@@ -155,7 +155,7 @@ mod tests {
             })
             .collect();
         let mut wet = [Vec::new(), Vec::new()];
-        compress_into([&x, &x], TRUTH, &mut wet).unwrap();
+        compress_into([&x, &x], TRUTH, &mut wet, 0).unwrap();
         let e = resynthesis_error_db([&x, &x], [&wet[0], &wet[1]], TRUTH).unwrap();
         // Same node, same input, same settings: bit-identical output.
         assert_eq!(e, 0.0);

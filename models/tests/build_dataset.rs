@@ -28,7 +28,7 @@ fn run(out: &Path) {
     assert!(music.is_dir(), "{} is missing: apt-get install wesnoth-1.16-music (make deps does it)", music.display());
     let st = Command::new(env!("CARGO_BIN_EXE_build-dataset"))
         .args(["--train", "6", "--validation", "3", "--test", "3", "--seed", "42", "--tracks-per-split", "1"])
-        .args(["--synthetic-fraction", "0.34", "--quiet", "--out"])
+        .args(["--synthetic-fraction", "0.34", "--multiband-fraction", "0.5", "--quiet", "--out"])
         .arg(out)
         .status()
         .unwrap();
@@ -70,6 +70,12 @@ fn tiny_run_parses_back_and_reproduces() {
             assert_eq!(*i == 1, *g >= 0.5);
         }
         assert_eq!(meta["splits"][split]["identifiable"], id.iter().filter(|&&v| v == 1).count());
+        let band = f("band").to_i32().unwrap();
+        let bands = f("bands").to_i32().unwrap();
+        for (b, k) in band.iter().zip(&bands) {
+            assert!((1..=4).contains(k) && (0..*k).contains(b), "band {b} of {k}");
+        }
+        assert_eq!(meta["splits"][split]["multiband"], bands.iter().filter(|&&k| k > 1).count());
         let src = f("source").to_i32().unwrap();
         assert!(src.iter().all(|&s| (0..n_sources).contains(&s)));
         // The wet signal of an example with gain reduction differs from its dry signal.
@@ -81,6 +87,9 @@ fn tiny_run_parses_back_and_reproduces() {
             }
         }
     }
+    let multiband: u64 =
+        ["train", "validation", "test"].iter().map(|s| meta["splits"][s]["multiband"].as_u64().unwrap()).sum();
+    assert!(multiband > 0, "half the segments are multiband; 12 examples hold some");
     run(&b.0);
     for entry in std::fs::read_dir(&a.0).unwrap() {
         let name = entry.unwrap().file_name();

@@ -30,6 +30,10 @@ struct Args {
     /// Share of each split that is synthetic material (bursty noise, tone bursts).
     #[arg(long, default_value_t = 0.25)]
     synthetic_fraction: f64,
+    /// Share of segments rendered through the multiband node (2-4 bands, random crossovers); each band is
+    /// one example.
+    #[arg(long, default_value_t = 0.0)]
+    multiband_fraction: f64,
     /// Use only the first N tracks (by name) of each split (quick runs).
     #[arg(long)]
     tracks_per_split: Option<usize>,
@@ -47,6 +51,7 @@ fn main() {
         counts: [a.train, a.validation, a.test],
         synthetic_fraction: a.synthetic_fraction,
         tracks_per_split: a.tracks_per_split,
+        multiband_fraction: a.multiband_fraction,
     };
     let total: usize = cfg.counts.iter().sum();
     let bar = if a.quiet { ProgressBar::hidden() } else { ProgressBar::new(total as u64) };
@@ -61,8 +66,8 @@ fn main() {
             let secs = t0.elapsed().as_secs_f64();
             for (name, x) in dataset::SPLITS.iter().zip(&s) {
                 println!(
-                    "{name}: {} examples ({} music, {} synthetic), {} identifiable",
-                    x.examples, x.music, x.synthetic, x.identifiable
+                    "{name}: {} examples ({} music, {} synthetic, {} multiband bands), {} identifiable",
+                    x.examples, x.music, x.synthetic, x.multiband, x.identifiable
                 );
             }
             println!(
