@@ -160,11 +160,13 @@ impl Model {
     }
 }
 
+/// ONNX Runtime loaded but refused session options: report it against the library that was loaded.
 fn runtime_setup_error(e: String) -> RuntimeError {
-    RuntimeError::Load {
-        path: runtime::init(None).map(|i| i.path).unwrap_or_default(),
-        source: runtime::Source::Explicit,
-        reason: format!("session options refused: {e}"),
+    match runtime::init(None) {
+        Ok(info) => {
+            RuntimeError::Load { path: info.path, source: info.source, reason: format!("session options refused: {e}") }
+        }
+        Err(err) => err,
     }
 }
 
