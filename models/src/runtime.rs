@@ -194,6 +194,14 @@ fn load(explicit: Option<&Path>) -> Loaded {
     };
     let fail =
         |reason: String| Loaded { result: Err(RuntimeError::Load { path: path.clone(), source, reason }), env: None };
+    // ort reports a failed dlopen as just "dlopen failed" (the loader's reason is in an error source it
+    // does not expose); open it once here first to say why (wrong architecture, missing dependency, not
+    // an ELF file).
+    // SAFETY: loading runs the library's initialisers; this is the file ort is about to load anyway, and
+    // ONNX Runtime's initialisers have no preconditions.
+    if let Err(e) = unsafe { libloading::Library::new(&path) } {
+        return fail(with_sources(&e));
+    }
     let builder = match ort::init_from(&path) {
         Ok(b) => b,
         Err(e) => return fail(e.to_string()),
@@ -204,6 +212,18 @@ fn load(explicit: Option<&Path>) -> Loaded {
     };
     let version = library_version(&path).unwrap_or_else(|| "unknown".to_string());
     Loaded { result: Ok(RuntimeInfo { path, source, version }), env: Some(env) }
+}
+
+/// An error and its chain of sources, `: `-separated.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        cur = s.source();
+    }
+    text
 }
 
 /// `OrtGetApiBase()->GetVersionString()` of the library at `path` (already loaded by ort, so this only

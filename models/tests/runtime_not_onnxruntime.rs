@@ -15,6 +15,7 @@ fn a_library_without_the_onnxruntime_api_is_refused() {
         Err(RuntimeError::Load { path, source, reason }) => {
             assert_eq!(path, libm);
             assert_eq!(source, Source::Explicit);
+            eprintln!("{reason}");
             assert!(reason.contains("OrtGetApiBase"), "{reason}");
         }
         other => panic!("expected Load, got {other:?}"),

@@ -41,7 +41,9 @@ fn missing_and_corrupt_library_are_errors_that_explain() {
             .unwrap_or(false)
     });
     if !has_system_lib {
-        match runtime::locate(None).unwrap_err() {
+        let err = runtime::locate(None).unwrap_err();
+        eprintln!("{err}");
+        match err {
             RuntimeError::NotFound { searched } => {
                 assert_eq!(searched.len(), 4, "{searched:?}");
                 assert!(searched[0].starts_with("ORT_DYLIB_PATH=") && searched[0].ends_with("(no such file)"));
@@ -65,6 +67,8 @@ fn missing_and_corrupt_library_are_errors_that_explain() {
         }
         other => panic!("expected Load, got {other:?}"),
     }
+    eprintln!("{err}");
+    assert!(err.to_string().contains("invalid ELF header"), "the loader's reason is kept: {err}");
     assert!(err.to_string().contains("make onnxruntime"));
 
     // Once per process: the real library is not tried after a failure either; the answer is the same.
