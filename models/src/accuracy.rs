@@ -6,8 +6,13 @@
 //! - Re-synthesis error: render the dry audio with the estimated settings; the RMS difference between its
 //!   gain trajectory and the wet audio's ([`crate::features::Features::gain_db`], 10 ms frames), in dB.
 
+use std::path::Path;
+
 use crate::dataset::{compress_into, DatasetError, SAMPLE_RATE};
+use crate::estimator::Estimator;
 use crate::features::{FeatureExtractor, FLOOR_DB};
+use crate::features::{FEATURES, FRAMES, SIGNALS};
+use crate::npy::Npy;
 use crate::params::{CompressorParams, KEYS};
 
 /// How a parameter's estimate is judged.
@@ -72,6 +77,54 @@ impl Accuracy {
         (self.total > 0)
             .then(|| scored.iter().map(|&i| self.correct[i]).sum::<usize>() as f64 / (self.total * scored.len()) as f64)
     }
+}
+
+/// An estimator's scores on one split of a `build-dataset` directory.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SplitReport {
+    /// Over the identifiable examples: the figure issue 6 targets.
+    pub identifiable: Accuracy,
+    /// Unidentifiable examples, reported apart (only makeup means anything there).
+    pub unidentifiable: Accuracy,
+}
+
+/// Runs `estimator` over `{split}_x.npy` of `dir` in batches of `batch` windows and scores it against
+/// `{split}_y.npy`, identifiable and unidentifiable examples apart. For the CI test of the committed
+/// model on its fixed held-out set.
+pub fn evaluate_split(
+    estimator: &mut Estimator,
+    dir: &Path,
+    split: &str,
+    batch: usize,
+) -> Result<SplitReport, Box<dyn std::error::Error>> {
+    let read = |what: &str| Npy::read(&dir.join(format!("{split}_{what}.npy")));
+    let x = read("x")?;
+    let n = x.shape[0];
+    if x.shape != [n, SIGNALS, FRAMES, FEATURES] {
+        return Err(
+            format!("{split}_x.npy has shape {:?}, expected [n, {SIGNALS}, {FRAMES}, {FEATURES}]", x.shape).into()
+        );
+    }
+    let x = ndarray::Array4::from_shape_vec((n, SIGNALS, FRAMES, FEATURES), x.to_f32().ok_or("x is not f32")?)?;
+    let y = read("y")?.to_f32().ok_or("y is not f32")?;
+    let id = read("identifiable")?.to_u8().ok_or("identifiable is not u8")?;
+    if y.len() != n * 6 || id.len() != n {
+        return Err(format!("{split}: x, y and identifiable disagree on the example count").into());
+    }
+    let mut report = SplitReport::default();
+    for start in (0..n).step_by(batch.max(1)) {
+        let end = (start + batch.max(1)).min(n);
+        let pred = estimator.predict_windows(x.slice(ndarray::s![start..end, .., .., ..]))?;
+        for (i, p) in (start..end).zip(pred) {
+            let truth = CompressorParams::from_array(y[i * 6..i * 6 + 6].try_into().expect("six values"));
+            if id[i] == 1 {
+                report.identifiable.add(p, truth);
+            } else {
+                report.unidentifiable.add(p, truth);
+            }
+        }
+    }
+    Ok(report)
 }
 
 /// Re-synthesis error, dB RMS: `dry` rendered with `estimate` through ballast's compressor against `wet`,

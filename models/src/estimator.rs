@@ -6,7 +6,7 @@
 //! compressor was idle), mapped back to settings by [`CompressorParams::from_normalised`]. One model
 //! serves every band and band count.
 
-use ndarray::{Array4, Axis};
+use ndarray::{Array4, ArrayView4, Axis};
 
 use crate::features::{FeatureError, FeatureExtractor, FEATURES, FRAMES, SIGNALS};
 use crate::params::{CompressorParams, KEYS};
@@ -81,6 +81,16 @@ impl Estimator {
     /// Loads and checks the model against [`spec`].
     pub fn load(path: &std::path::Path) -> Result<Self, ModelError> {
         Ok(Self { model: Model::load(path, &spec())? })
+    }
+
+    /// Settings for ready-made feature windows `[n, 2, FRAMES, FEATURES]` (a dataset's `x`), one per
+    /// window, without the median over windows.
+    pub fn predict_windows(&mut self, x: ArrayView4<'_, f32>) -> Result<Vec<CompressorParams>, ModelError> {
+        let out = self.model.run_f32(&[x.into_dyn()])?;
+        let out = &out[0];
+        Ok((0..out.shape()[0])
+            .map(|r| CompressorParams::from_normalised(std::array::from_fn(|k| out[[r, k]])))
+            .collect())
     }
 
     /// Estimates the settings of each band between `crossovers_hz` (empty: one band, the `compressor`

@@ -26,13 +26,13 @@ impl Drop for TempDir {
 fn run(out: &Path) {
     let music = Path::new(ballast_models::dataset::DEFAULT_MUSIC_DIR);
     assert!(music.is_dir(), "{} is missing: apt-get install wesnoth-1.16-music (make deps does it)", music.display());
-    let st = Command::new(env!("CARGO_BIN_EXE_build-dataset"))
+    let out = Command::new(env!("CARGO_BIN_EXE_build-dataset"))
         .args(["--train", "6", "--validation", "3", "--test", "3", "--seed", "42", "--tracks-per-split", "1"])
         .args(["--synthetic-fraction", "0.34", "--multiband-fraction", "0.5", "--quiet", "--out"])
         .arg(out)
-        .status()
+        .output()
         .unwrap();
-    assert!(st.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
@@ -95,5 +95,40 @@ fn tiny_run_parses_back_and_reproduces() {
         let name = entry.unwrap().file_name();
         let (x, y) = (std::fs::read(a.0.join(&name)).unwrap(), std::fs::read(b.0.join(&name)).unwrap());
         assert!(x == y, "{name:?} differs between two runs with the same seed");
+    }
+}
+
+/// The CI evaluation path (accuracy::evaluate_split) on a tiny real dataset with the probe model, whose
+/// predictions are known: every setting but makeup sits at the middle of its range, so its accuracy on
+/// each is the share of examples whose true value lies within tolerance of that middle.
+#[test]
+fn evaluate_split_scores_a_known_model() {
+    use ballast_models::accuracy::{evaluate_split, judge};
+    use ballast_models::estimator::Estimator;
+
+    let dir = TempDir::new("eval");
+    run(&dir.0);
+    let mut est = Estimator::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/estimator_probe.onnx"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let report = evaluate_split(&mut est, &dir.0, "train", 4).unwrap();
+    let y = Npy::read(&dir.0.join("train_y.npy")).unwrap().to_f32().unwrap();
+    let id = Npy::read(&dir.0.join("train_identifiable.npy")).unwrap().to_u8().unwrap();
+    assert_eq!(report.identifiable.count() + report.unidentifiable.count(), 6);
+    assert_eq!(report.identifiable.count(), id.iter().filter(|&&v| v == 1).count());
+    let mid = CompressorParams::from_array(ranges().map(|r| r.denormalise(0.5)));
+    let mut want = [0usize; 4];
+    for (e, row) in y.chunks(6).enumerate() {
+        if id[e] == 1 {
+            let j = judge(mid, CompressorParams::from_array(row.try_into().unwrap()));
+            for (k, w) in want.iter_mut().enumerate() {
+                *w += usize::from(j[k] == Some(true));
+            }
+        }
+    }
+    let n = report.identifiable.count().max(1) as f64;
+    for (k, key) in ["threshold_db", "ratio", "attack_ms", "release_ms"].iter().enumerate() {
+        if report.identifiable.count() > 0 {
+            assert_eq!(report.identifiable.of(key), Some(want[k] as f64 / n), "{key}");
+        }
     }
 }
