@@ -10,6 +10,7 @@ packages=(
   dbus                              # private dbus-daemon in tests
   ffmpeg sox                        # independent loudness meter (ebur128 filter), test audio
   wesnoth-1.16-music                # real music (Ogg, GPL-2) for end-to-end loudness tests
+  python3-pip                       # fetches the onnxruntime wheel (scripts/fetch-onnxruntime.sh)
 )
 # systemd-analyze checks the units (daemon/tests/systemd_units.rs); containers often lack it.
 command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
