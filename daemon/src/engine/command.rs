@@ -29,6 +29,9 @@ pub struct SlotNode {
     pub(crate) wet: f32,
     pub(crate) wet_target: f32,
     pub(crate) wet_step: f32,
+    /// Whether anything follows `process` for this node (a dry path to run, a crossfade, meters to
+    /// publish): one branch per step in the common case. Kept current by [`SlotNode::refresh`].
+    pub(crate) post: bool,
 }
 
 impl SlotNode {
@@ -39,7 +42,7 @@ impl SlotNode {
         let inputs = channels.0;
         let dry = dry_lines(inputs, latency);
         let (cells, descriptor, bands) = (meters.cells(), node.descriptor(), meters.bands());
-        Self {
+        let mut sn = Self {
             node,
             meters,
             cells,
@@ -50,7 +53,17 @@ impl SlotNode {
             wet: 1.0,
             wet_target: 1.0,
             wet_step: 1.0 / crossfade_samples.max(1) as f32,
-        }
+            post: true,
+        };
+        sn.refresh();
+        sn
+    }
+
+    /// Recomputes [`SlotNode::post`] after the dry path, bypass or crossfade changed.
+    #[inline]
+    pub(crate) fn refresh(&mut self) {
+        self.post =
+            !(self.dry.is_empty() && self.wet == 1.0 && self.wet_target == 1.0 && self.descriptor.meters.is_empty());
     }
 
     /// The processor.
