@@ -288,7 +288,7 @@ impl Pass<'_, '_> {
         for step in steps {
             let ran = match (step.fast, self.slots.get_mut(step.slot)) {
                 (Some(f), Some(Some(sn))) => {
-                    run_fast(sn, f, &self.arena);
+                    run_fast(sn, f, &self.arena, &self.bus);
                     true
                 }
                 _ => false,
@@ -393,7 +393,7 @@ impl<'a> Bus<'a, '_> {
 
 /// The short path: a mono or stereo node reading schedule buffers only (see [`FastIo`]).
 #[inline(always)]
-fn run_fast(sn: &mut SlotNode, f: FastIo, arena: &Arena) {
+fn run_fast(sn: &mut SlotNode, f: FastIo, arena: &Arena, bus: &Bus) {
     // SAFETY (every `read_at`/`write_at` below): `buffers_disjoint` (checked when the schedule was
     // compiled) proves `f` matches the step's tables, whose buffers are in the arena, with outputs
     // distinct from each other and from the inputs.
@@ -414,8 +414,16 @@ fn run_fast(sn: &mut SlotNode, f: FastIo, arena: &Arena) {
                 post(sn, &ins, &mut outs, arena.n);
             }
         }
+        FastIo::StereoFromBus { ins, outs } if sn.channels == (2, 2) => {
+            let ins = ins.map(|c| bus.channel(c).unwrap_or(bus.zeros));
+            let mut outs = unsafe { [arena.write_at(outs[0]), arena.write_at(outs[1])] };
+            sn.node.process(&ins, &mut outs);
+            if sn.post {
+                post(sn, &ins, &mut outs, arena.n);
+            }
+        }
         // The node in the slot is not the shape the schedule was compiled for.
-        FastIo::Stereo { outs, .. } => unsafe { silence(arena, &outs) },
+        FastIo::Stereo { outs, .. } | FastIo::StereoFromBus { outs, .. } => unsafe { silence(arena, &outs) },
         FastIo::Mono { outs, .. } => unsafe { silence(arena, &[outs]) },
     }
 }

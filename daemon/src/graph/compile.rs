@@ -135,10 +135,12 @@ pub(crate) struct Step {
 /// (`buffer × stride`), so building its channel tables is an add per channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum FastIo {
+    /// Two buffers in, two out (first: the variant tested first).
+    Stereo { ins: [usize; 2], outs: [usize; 2] },
     /// One buffer in, one out.
     Mono { ins: usize, outs: usize },
-    /// Two buffers in, two out.
-    Stereo { ins: [usize; 2], outs: [usize; 2] },
+    /// Two input-bus channels (`ins`: channel numbers) in, two buffers out: the head of a chain.
+    StereoFromBus { ins: [usize; 2], outs: [usize; 2] },
 }
 
 /// Identifies a compensation delay across schedules, so a new schedule can take over the state of an
@@ -581,7 +583,7 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
 }
 
 /// The short-path form of a step's inputs and outputs (see [`Step::fast`]), if it has one: no
-/// gathers, inputs all schedule buffers, one in and one out or two and two.
+/// gathers, one buffer in and one out, or two buffers or two input-bus channels in and two out.
 fn fast_io(gathers: &[Gather], inputs: &[Src], outputs: &[usize], stride: usize) -> Option<FastIo> {
     if !gathers.is_empty() {
         return None;
@@ -590,6 +592,9 @@ fn fast_io(gathers: &[Gather], inputs: &[Src], outputs: &[usize], stride: usize)
         (&[Src::Buf(i)], &[o]) => Some(FastIo::Mono { ins: i * stride, outs: o * stride }),
         (&[Src::Buf(i0), Src::Buf(i1)], &[o0, o1]) => {
             Some(FastIo::Stereo { ins: [i0 * stride, i1 * stride], outs: [o0 * stride, o1 * stride] })
+        }
+        (&[Src::Input(c0), Src::Input(c1)], &[o0, o1]) => {
+            Some(FastIo::StereoFromBus { ins: [c0, c1], outs: [o0 * stride, o1 * stride] })
         }
         _ => None,
     }
