@@ -59,6 +59,14 @@ impl SlotNode {
         sn
     }
 
+    /// Starts the node bypassed (resting on its dry path, no crossfade): for a node re-made with the
+    /// bypass of the one it replaces.
+    pub(crate) fn start_bypassed(&mut self) {
+        self.wet = 0.0;
+        self.wet_target = 0.0;
+        self.refresh();
+    }
+
     /// Recomputes [`SlotNode::post`] after the dry path, bypass or crossfade changed.
     #[inline]
     pub(crate) fn refresh(&mut self) {

@@ -62,9 +62,8 @@ pub fn new(config: EngineConfig) -> (Controller, Engine, Reclaimer) {
     let stats = Arc::new(EngineStats::default());
     let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(config.ring_capacity.max(1));
     let (ret_tx, ret_rx) = rtrb::RingBuffer::new(config.ring_capacity.max(1) * 2);
-    let crossfade_samples = (config.crossfade_ms * 1e-3 * config.sample_rate).round().max(1.0) as usize;
     let controller =
-        Controller::new(cmd_tx, stats.clone(), config.sample_rate, max_block, config.slots, crossfade_samples);
+        Controller::new(cmd_tx, stats.clone(), config.sample_rate, max_block, config.slots, config.crossfade_ms);
     let engine = Engine::new(config.slots, max_block, cmd_rx, ret_tx, stats.clone());
     (controller, engine, Reclaimer::new(ret_rx, stats))
 }
