@@ -76,17 +76,7 @@ struct TestGain {
 
 impl TestGain {
     fn new(channels: usize, delay: usize, counted: bool) -> Self {
-        Self {
-            channels,
-            gain: 1.0,
-            poison: false,
-            delay,
-            line: Vec::new(),
-            pos: 0,
-            peak: 0.0,
-            counted,
-            sticky: false,
-        }
+        Self { channels, gain: 1.0, poison: false, delay, line: Vec::new(), pos: 0, peak: 0.0, counted, sticky: false }
     }
 }
 

@@ -117,7 +117,10 @@ pub struct StatsSnapshot {
     pub return_full: u64,
     /// Node resets for NaN/Inf output, all nodes together.
     pub nonfinite_resets: u64,
-    /// Blocks whose output bus needed NaN/Inf replaced (a non-finite input wired straight out).
+    /// Passes in which NaN/Inf was silenced on its way out (on the output bus, or at a node it had
+    /// passed through) without the node that made it being found: a non-finite input wired through,
+    /// or a one-block NaN whose buffers were reused before the block ended. A maker that keeps making
+    /// it is found in the next pass and counted in `nonfinite_resets` instead.
     pub output_sanitized: u64,
     /// `SetParam` commands the node refused (out of range, unknown id).
     pub param_refused: u64,

@@ -223,7 +223,7 @@ impl Engine {
             let Some(out) = out.get_mut(start..start + n) else { continue };
             match out_terms.get(c).map(Vec::as_slice).unwrap_or(&[]) {
                 // A plain wire from one buffer (a chain's last node): copy instead of clear-and-add.
-                &[Term { src: Src::Buf(b), gain, delay: None }] if gain == 1.0 => {
+                &[Term { src: Src::Buf(b), gain: 1.0, delay: None }] => {
                     // SAFETY: a term's source is in the arena (`buffers_disjoint`); nothing writes it now.
                     out.copy_from_slice(unsafe { pass.arena.read(b) });
                 }
@@ -354,16 +354,18 @@ impl Pass<'_, '_> {
     fn judge(&mut self, step: &Step) -> Verdict {
         let (step_inputs, step_outputs) = self.io(step);
         let arena = &self.arena;
-        // SAFETY (every `read`/`write` here): the step's buffers are in the arena (`buffers_disjoint`)
-        // and the step has run, so no other reference to them is live; none made here outlives its
-        // statement.
-        if step_outputs.iter().all(|&b| all_finite(unsafe { arena.read(b) })) {
+        // The step's buffers are in the arena (`buffers_disjoint`) and the step has run, so no other
+        // reference to them is live; none made here outlives its statement.
+        // SAFETY: as above.
+        let finite = |b: usize| all_finite(unsafe { arena.read(b) });
+        if step_outputs.iter().all(|&b| finite(b)) {
             return Verdict::Finite;
         }
         for &b in step_outputs {
+            // SAFETY: as above.
             unsafe { arena.write(b) }.fill(0.0);
         }
-        let fed = step_inputs.iter().any(|s| matches!(*s, Src::Buf(b) if !all_finite(unsafe { arena.read(b) })));
+        let fed = step_inputs.iter().any(|s| matches!(*s, Src::Buf(b) if !finite(b)));
         if fed {
             return Verdict::Fed;
         }
@@ -395,12 +397,14 @@ impl<'a> Bus<'a, '_> {
 /// The short path: a mono or stereo node reading schedule buffers only (see [`FastIo`]).
 #[inline(always)]
 fn run_fast(sn: &mut SlotNode, f: FastIo, arena: &Arena, bus: &Bus) {
-    // SAFETY (every `read_at`/`write_at` below): `buffers_disjoint` (checked when the schedule was
-    // compiled) proves `f` matches the step's tables, whose buffers are in the arena, with outputs
-    // distinct from each other and from the inputs.
+    // Every `read_at`/`write_at` below: `buffers_disjoint` (checked when the schedule was compiled)
+    // proves `f` matches the step's tables, whose buffers are in the arena, with outputs distinct from
+    // each other and from the inputs.
     match f {
         FastIo::Stereo { ins, outs } if sn.channels == (2, 2) => {
+            // SAFETY: see above.
             let ins = unsafe { [arena.read_at(ins[0]), arena.read_at(ins[1])] };
+            // SAFETY: see above.
             let mut outs = unsafe { [arena.write_at(outs[0]), arena.write_at(outs[1])] };
             sn.node.process(&ins, &mut outs);
             if sn.post {
@@ -408,7 +412,9 @@ fn run_fast(sn: &mut SlotNode, f: FastIo, arena: &Arena, bus: &Bus) {
             }
         }
         FastIo::Mono { ins, outs } if sn.channels == (1, 1) => {
+            // SAFETY: see above.
             let ins = unsafe { [arena.read_at(ins)] };
+            // SAFETY: see above.
             let mut outs = unsafe { [arena.write_at(outs)] };
             sn.node.process(&ins, &mut outs);
             if sn.post {
@@ -417,6 +423,7 @@ fn run_fast(sn: &mut SlotNode, f: FastIo, arena: &Arena, bus: &Bus) {
         }
         FastIo::StereoFromBus { ins, outs } if sn.channels == (2, 2) => {
             let ins = ins.map(|c| bus.channel(c).unwrap_or(bus.zeros));
+            // SAFETY: see above.
             let mut outs = unsafe { [arena.write_at(outs[0]), arena.write_at(outs[1])] };
             sn.node.process(&ins, &mut outs);
             if sn.post {
@@ -424,7 +431,9 @@ fn run_fast(sn: &mut SlotNode, f: FastIo, arena: &Arena, bus: &Bus) {
             }
         }
         // The node in the slot is not the shape the schedule was compiled for.
+        // SAFETY: see above.
         FastIo::Stereo { outs, .. } | FastIo::StereoFromBus { outs, .. } => unsafe { silence(arena, &outs) },
+        // SAFETY: see above.
         FastIo::Mono { outs, .. } => unsafe { silence(arena, &[outs]) },
     }
 }
@@ -642,7 +651,7 @@ fn bypass_mix(sn: &mut SlotNode, ins: &[&[f32]], outs: &mut [&mut [f32]], n: usi
     }
 }
 
-/// A non-finite dry sample mixes in as silence (the node's own output is already checked).
+/// A non-finite dry sample mixes in as silence (the dry path is input that no check has seen).
 #[inline]
 fn finite_or_zero(x: f32) -> f32 {
     if x.is_finite() {
