@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ballast_dsp::{KindDescriptor, Processor};
+use ballast_dsp::KindDescriptor;
 
 /// One node's meters: a cell per meter of its descriptor (per band for per-band meters), plus the count
 /// of times the engine reset it for non-finite output. The cells are one shared allocation that the RT
@@ -69,21 +69,6 @@ impl NodeMeters {
 
     pub(crate) fn count_nonfinite(&self) {
         self.nonfinite_resets.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// RT side: copies `node`'s meters into `cells` (laid out as [`NodeMeters::new`] does).
-#[inline]
-pub(crate) fn publish(cells: &[AtomicU32], descriptor: &KindDescriptor, bands: usize, node: &dyn Processor) {
-    let mut cell = 0;
-    for (index, m) in descriptor.meters.iter().enumerate() {
-        let n = if m.per_band { bands } else { 1 };
-        for band in 0..n {
-            if let Some(c) = cells.get(cell) {
-                c.store(node.meter(index, band).to_bits(), Ordering::Relaxed);
-            }
-            cell += 1;
-        }
     }
 }
 

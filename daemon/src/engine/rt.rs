@@ -10,7 +10,7 @@ use ballast_dsp::DenormalGuard;
 
 use super::command::{Command, Retired, SlotNode};
 use super::delay::DelayLine;
-use super::meters::{publish, EngineStats};
+use super::meters::EngineStats;
 use crate::graph::compile::{FastIo, Gather, Src, Step, Term, MAX_CHANNELS};
 use crate::graph::Schedule;
 
@@ -499,9 +499,7 @@ fn post(sn: &mut SlotNode, ins: &[&[f32]], outs: &mut [&mut [f32]], n: usize) {
         bypass_mix(sn, ins, outs, n);
         sn.refresh();
     }
-    if !sn.descriptor.meters.is_empty() {
-        publish(&sn.cells, sn.descriptor, sn.bands, &*sn.node);
-    }
+    sn.publish_meters();
 }
 
 /// What a finiteness check of one step found.
