@@ -3,6 +3,8 @@
 //! whose `Engine` runs on its own thread at about real time. Exercised through zbus proxies and the
 //! command-line tools (`busctl --user`, `dbus-send`) with `DBUS_SESSION_BUS_ADDRESS` set per process.
 
+mod common;
+
 use std::collections::HashMap;
 use std::f32::consts::TAU;
 use std::io::{BufRead, BufReader};
@@ -18,6 +20,7 @@ use ballastd::control_api::{Answer, Answerer, StatusInfo};
 use ballastd::dbus::{self, BusKind, DbusHandle, ServeError};
 use ballastd::engine::{self, EngineConfig};
 use ballastd::presets::PresetStore;
+use common::Bus;
 use crossbeam_channel::Receiver;
 use futures_util::StreamExt;
 use zbus::{Connection, MessageStream, OwnedObjectPath, OwnedVariant};
@@ -47,60 +50,14 @@ chain = ["in", "meter", "comp", "my-gain.stage", "out"]
 // ---------------------------------------------------------------------------------------------
 // A private bus
 
-struct Bus {
-    address: String,
-    pid: i32,
+/// A zbus connection to the private bus.
+trait Connect {
+    fn connect(&self) -> Connection;
 }
 
-impl Bus {
-    fn start() -> Bus {
-        let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon runs (apt-get install dbus)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let address = lines.next().unwrap().unwrap();
-        let pid: i32 = lines.next().unwrap().unwrap().trim().parse().unwrap();
-        let _ = child.wait();
-        Bus { address, pid }
-    }
-
-    fn busctl(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("busctl")
-            .arg("--user")
-            .args(args)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
-            .output()
-            .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-    }
-
-    /// `dbus-send --print-reply`, which names the error of a failed call.
-    fn dbus_send(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("dbus-send")
-            .args(["--session", "--print-reply", "--dest=org.ballast.Daemon1"])
-            .args(args)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    }
-
+impl Connect for Bus {
     fn connect(&self) -> Connection {
         zbus::block_on(zbus::connection::Builder::address(self.address.as_str()).build()).expect("connect")
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) of the dbus-daemon this guard started.
-        unsafe {
-            libc::kill(self.pid, libc::SIGTERM);
-        }
     }
 }
 

@@ -219,6 +219,14 @@ fn an_alsa_device_that_does_not_exist_is_a_clear_start_error() {
     assert!(log.contains("cannot start: ALSA backend") && log.contains("ballast_no_such_pcm"), "{log}");
 }
 
+/// `busctl call` of a root-object method: (success, stdout, stderr).
+fn call(bus: &common::Bus, method: &str, args: &[&str]) -> (bool, String, String) {
+    // `--` so that a negative number among the arguments is not taken for an option.
+    let mut all = vec!["--", "call", "org.ballast.Daemon1", "/org/ballast/Daemon1", "org.ballast.Daemon1", method];
+    all.extend_from_slice(args);
+    bus.busctl(&all)
+}
+
 /// The real daemon on a private session bus: status and a parameter change through `busctl`, the
 /// change in the state file, a second daemon refused with one line, `--replace` taking over.
 #[test]
@@ -233,45 +241,15 @@ fn serves_dbus_and_hands_the_name_over_on_replace() {
     first.wait_log("serving org.ballast.Daemon1", 0);
     jack.wait_ports(&["dbus:out_l"]);
 
-    let (ok, out, err) =
-        bus.busctl(&["call", "org.ballast.Daemon1", "/org/ballast/Daemon1", "org.ballast.Daemon1", "Status"]);
+    let (ok, out, err) = call(&bus, "Status", &[]);
     assert!(ok, "{err}");
     assert!(out.contains("jack") && out.contains("48000"), "{out}");
-    let (ok, _, err) = bus.busctl(&[
-        "call",
-        "org.ballast.Daemon1",
-        "/org/ballast/Daemon1",
-        "org.ballast.Daemon1",
-        "Set",
-        "ssd",
-        "limit",
-        "ceiling_dbtp",
-        "-3.5",
-    ]);
+    let (ok, _, err) = call(&bus, "Set", &["ssd", "limit", "ceiling_dbtp", "-3.5"]);
     assert!(ok, "{err}");
-    let (ok, out, _) = bus.busctl(&[
-        "call",
-        "org.ballast.Daemon1",
-        "/org/ballast/Daemon1",
-        "org.ballast.Daemon1",
-        "Get",
-        "ss",
-        "limit",
-        "ceiling_dbtp",
-    ]);
+    let (ok, out, _) = call(&bus, "Get", &["ss", "limit", "ceiling_dbtp"]);
     assert!(ok && out.trim() == "d -3.5", "{out}");
     // A typed error with a message.
-    let (ok, _, err) = bus.busctl(&[
-        "call",
-        "org.ballast.Daemon1",
-        "/org/ballast/Daemon1",
-        "org.ballast.Daemon1",
-        "Set",
-        "ssd",
-        "limit",
-        "ceiling_dbtp",
-        "40",
-    ]);
+    let (ok, _, err) = call(&bus, "Set", &["ssd", "limit", "ceiling_dbtp", "40"]);
     assert!(!ok && err.contains("out of range"), "{err}");
     // The change is in the state file right away.
     let state = state_json(&home).to_string();
@@ -290,16 +268,7 @@ fn serves_dbus_and_hands_the_name_over_on_replace() {
     third.wait_log("serving org.ballast.Daemon1", 0);
     // The state the first one saved (with -3.5) is what the third restored.
     third.wait_log("restored run-time state", 0);
-    let (ok, out, _) = bus.busctl(&[
-        "call",
-        "org.ballast.Daemon1",
-        "/org/ballast/Daemon1",
-        "org.ballast.Daemon1",
-        "Get",
-        "ss",
-        "limit",
-        "ceiling_dbtp",
-    ]);
+    let (ok, out, _) = call(&bus, "Get", &["ss", "limit", "ceiling_dbtp"]);
     assert!(ok && out.trim() == "d -3.5", "{out}");
     third.signal(Signal::SIGTERM);
     assert!(third.wait_exit(Duration::from_secs(10)).success());

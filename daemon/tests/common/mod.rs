@@ -211,13 +211,27 @@ impl Bus {
     /// `busctl --user ARGS` on this bus: (success, stdout, stderr).
     pub fn busctl(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new("busctl")
-            // `--` so that negative numbers among the arguments are not taken for options.
-            .args(["--user", "--"])
+            .arg("--user")
             .args(args)
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
             .output()
             .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+
+    /// `dbus-send --print-reply` to the daemon, which names the error of a failed call: (success,
+    /// stdout and stderr together).
+    pub fn dbus_send(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new("dbus-send")
+            .args(["--session", "--print-reply", "--dest=org.ballast.Daemon1"])
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
     }
 }
 
