@@ -239,6 +239,25 @@ pub fn number(v: &OwnedVariant) -> Option<f64> {
     }
 }
 
+/// A variant as JSON: integers stay integers, non-finite floats become null.
+pub fn json(v: &OwnedVariant) -> serde_json::Value {
+    use serde_json::Value as J;
+    use zbus::Variant as Value;
+    match &**v {
+        Value::U8(x) => J::from(*x),
+        Value::U16(x) => J::from(*x),
+        Value::U32(x) => J::from(*x),
+        Value::U64(x) => J::from(*x),
+        Value::I16(x) => J::from(*x),
+        Value::I32(x) => J::from(*x),
+        Value::I64(x) => J::from(*x),
+        Value::F64(x) => J::from(*x),
+        Value::Bool(b) => J::from(*b),
+        Value::Str(s) => J::from(s.as_str()),
+        _ => J::Null,
+    }
+}
+
 pub fn string(v: &OwnedVariant) -> Option<String> {
     match &**v {
         zbus::Variant::Str(s) => Some(s.to_string()),

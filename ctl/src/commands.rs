@@ -102,19 +102,23 @@ pub fn status(client: &Client, json: bool) -> Result<String, CtlError> {
     let n = |k: &str| st.get(k).and_then(client::number).unwrap_or(f64::NAN);
     let s = |k: &str| st.get(k).and_then(client::string).unwrap_or_default();
     if json {
-        return Ok(pretty(&json!({
-            "backend": s("backend"),
-            "sample_rate_hz": n("sample_rate_hz"),
-            "block_size": n("block_size"),
-            "latency_samples": n("latency_samples"),
-            "graph_latency_samples": n("graph_latency_samples"),
-            "latency_ms": n("latency_ms"),
-            "dsp_load_percent": n("dsp_load_percent"),
-            "xruns": n("xruns"),
-            "uptime_s": n("uptime_s"),
-            "version": s("version"),
-            "nodes": n("nodes"),
-        })));
+        // The daemon's own keys and types (integers stay integers); see ctl/README.md.
+        const KEYS: [&str; 11] = [
+            "backend",
+            "sample_rate_hz",
+            "block_size",
+            "latency_samples",
+            "graph_latency_samples",
+            "latency_ms",
+            "dsp_load_percent",
+            "xruns",
+            "uptime_s",
+            "version",
+            "nodes",
+        ];
+        let map: serde_json::Map<String, Value> =
+            KEYS.iter().map(|k| (k.to_string(), st.get(*k).map(client::json).unwrap_or(Value::Null))).collect();
+        return Ok(pretty(&Value::Object(map)));
     }
     let up = n("uptime_s");
     let uptime = if up.is_finite() {
@@ -130,9 +134,9 @@ pub fn status(client: &Client, json: bool) -> Result<String, CtlError> {
         (
             "latency",
             format!(
-                "{} samples ({} ms), of which graph {}",
+                "{} samples ({:.2} ms), of which graph {}",
                 format_number(n("latency_samples")),
-                format!("{:.2}", n("latency_ms")),
+                n("latency_ms"),
                 format_number(n("graph_latency_samples"))
             ),
         ),

@@ -25,9 +25,11 @@ fn status_in_text_and_json() {
     }
     let j = ctl(&bus, &["status", "--json"]).json();
     assert_eq!(j["backend"], "test");
-    assert_eq!(j["sample_rate_hz"], 48000.0);
-    assert_eq!(j["block_size"], 256.0);
-    assert_eq!(j["nodes"], 3.0);
+    assert_eq!(j["sample_rate_hz"], 48000);
+    assert_eq!(j["block_size"], 256);
+    assert_eq!(j["nodes"], 3);
+    assert_eq!(j["latency_samples"], 256);
+    assert_eq!(j["xruns"], 0);
     assert_eq!(j["version"], "9.9.9-test");
     for key in ["latency_samples", "graph_latency_samples", "latency_ms", "dsp_load_percent", "xruns", "uptime_s"] {
         assert!(j[key].is_number(), "{key} in {j}");
