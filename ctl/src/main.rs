@@ -4,6 +4,7 @@
 mod apply;
 mod client;
 mod commands;
+mod events;
 mod measure;
 mod meters;
 mod units;
@@ -175,6 +176,18 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prints the daemon's change signals as they come, one line each, until Ctrl-C: graph-changed,
+    /// param-changed NODE.PARAM VALUE (from any client), xrun TOTAL.
+    #[command(after_help = AFTER_HELP)]
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// One JSON object per line: {"event": "graph-changed"}, {"event": "param-changed", "node",
+        /// "param", "value"}, {"event": "xrun", "count"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure integrated loudness, loudness range, true peak and more of a WAV file (EBU R128).
     #[command(long_about = MEASURE_ABOUT, after_help = MEASURE_EXIT_CODES)]
     Measure {
@@ -270,6 +283,7 @@ fn run(c: &client::Client, command: Command) -> Result<String, client::CtlError>
             meters::watch(c, rate, count, json).map(|()| String::new())
         }
         Command::Meters { watch: false, json, .. } => meters::once(c, json),
+        Command::Events { count, json } => events::watch(c, count, json).map(|()| String::new()),
         Command::Measure { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before connecting")
         }

@@ -91,6 +91,20 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+/// Ctrl-C and SIGTERM end a live command's loop (which then restores what it changed) instead of
+/// killing the process.
+pub fn catch_stop_signals() {
+    // SAFETY: installing a handler that only stores to an atomic (async-signal-safe).
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
+    }
+}
+
+pub fn stopping() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
 /// Restores the cursor however the loop ends.
 struct Terminal {
     active: bool,
@@ -116,11 +130,7 @@ pub fn watch(client: &Client, rate_hz: f64, count: Option<u64>, as_json: bool) -
     );
     let conn = client.conn.clone();
     let mut stream = client.call(zbus::MessageStream::for_match_rule(rule.as_str(), &conn, None))?;
-    // SAFETY: installing a handler that only stores to an atomic (async-signal-safe).
-    unsafe {
-        libc::signal(libc::SIGINT, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t);
-    }
+    catch_stop_signals();
     client.call(d.subscribe_meters(rate_hz))?;
 
     // The stream is read on its own thread so that this one can notice Ctrl-C between updates.

@@ -380,3 +380,59 @@ fn completions_and_man_page_generate() {
         assert!(help.contains(code), "--help lacks {code:?}");
     }
 }
+
+#[test]
+fn events_follow_other_clients() {
+    let bus = Bus::start();
+    let _d = Daemon::start(&bus, "events");
+    let mut child = ballastctl()
+        .args(["events", "--json"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let next = || -> serde_json::Value {
+        let l = rx.recv_timeout(WAIT).expect("an event line");
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l}"))
+    };
+    // Until the listener is subscribed, changes pass unseen: repeat one until it shows.
+    let t = Instant::now();
+    let first = loop {
+        ctl(&bus, &["set", "comp.threshold_db", "-21"]).out();
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(300)) {
+            break l;
+        }
+        assert!(t.elapsed() < WAIT, "events never showed a change");
+    };
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"event": "param-changed", "node": "comp", "param": "threshold_db", "value": -21.0})
+    );
+    // Another client's graph change, then a parameter of a node whose name has a dot.
+    ctl(&bus, &["disconnect", "my-gain.stage", "out"]).out();
+    let mut v = next();
+    while v["param"] == "threshold_db" {
+        v = next(); // a repeat of the first change, sent before the first line was read
+    }
+    assert_eq!(v, serde_json::json!({"event": "graph-changed"}));
+    ctl(&bus, &["set", "my-gain.stage.ratio", "2"]).out();
+    assert_eq!(
+        next(),
+        serde_json::json!({"event": "param-changed", "node": "my-gain.stage", "param": "ratio", "value": 2.0})
+    );
+    // Ctrl-C ends it cleanly.
+    // SAFETY: kill(2) of the child this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
