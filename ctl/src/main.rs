@@ -24,7 +24,8 @@ Exit codes:
   2  wrong command line or input: unknown option, a value with the wrong unit, a graph file that
      does not parse (measure: a missing, unreadable or unsupported WAV file)
   3  no daemon: the bus cannot be reached or nobody owns org.ballast.Daemon1 (start ballastd)
-  4  I/O: reading a file or writing the output failed (measure: writing the result)
+  4  I/O: reading a file or writing the output failed
+(measure has its own: see `ballastctl measure --help`)
 
 Errors are one line on stderr: `ballastctl: <what went wrong>`.";
 
@@ -125,7 +126,7 @@ enum Command {
         #[arg(value_name = "NODE.PARAM")]
         target: String,
         /// The value, e.g. -18dB.
-        #[arg(allow_hyphen_values = true, num_args = 1.., value_name = "VALUE")]
+        #[arg(allow_hyphen_values = true, num_args = 1.., required = true, value_name = "VALUE")]
         value: Vec<String>,
     },
     /// Bypasses a node (crossfades to its latency-aligned input), or un-bypasses it.
