@@ -163,10 +163,15 @@ fn bench(c: &mut Criterion) {
 /// Paired timing, robust to a loaded machine: the engine and the direct loops run alternately, block by
 /// block; each group of 50 rounds keeps its minimum per variant; printed are the median of those minima
 /// and the overall minimum (the least disturbed run) with the engine's overhead for each.
+/// `BALLAST_PAIRED=KIND:BLOCK` runs one configuration only (e.g. `bench_gain:64`).
 fn paired() {
+    let only = std::env::var("BALLAST_PAIRED").ok();
     for kind in ["bench_gainx64", "compressor"] {
         let kind = kind.trim_end_matches("x64");
         for block in [64usize, 256] {
+            if only.as_deref().is_some_and(|o| o != format!("{kind}:{block}")) {
+                continue;
+            }
             let input: Vec<Vec<f32>> =
                 (0..CHANNELS).map(|c| (0..block).map(|i| ((i + c) as f32 * 0.01).sin() * 0.5).collect()).collect();
             let mut nodes: Vec<Box<dyn Processor>> = (0..CHAIN)
@@ -261,8 +266,95 @@ criterion_group! {
     targets = bench
 }
 
+/// Instruction counting, for `valgrind --tool=callgrind` (repeatable on a loaded machine, unlike time):
+/// `BALLAST_ENGINE_COUNT=KIND:BLOCK:VARIANT` (e.g. `bench_gain:64:engine`; variants `direct`,
+/// `direct_checked`, `engine`) sets the variant up, warms it, runs `COUNT_BLOCKS` blocks inside
+/// `count_blocks` and exits. See `scripts/engine-callgrind.sh`.
+const COUNT_BLOCKS: usize = 1000;
+
+fn count_mode(spec: &str) {
+    let mut parts = spec.split(':');
+    let (Some(kind), Some(block), Some(variant)) = (parts.next(), parts.next(), parts.next()) else {
+        panic!("BALLAST_ENGINE_COUNT=KIND:BLOCK:VARIANT, got {spec}");
+    };
+    let block: usize = block.parse().expect("block size");
+    let input: Vec<Vec<f32>> =
+        (0..CHANNELS).map(|c| (0..block).map(|i| ((i + c) as f32 * 0.01).sin() * 0.5).collect()).collect();
+    let mut nodes: Vec<Box<dyn Processor>> = (0..CHAIN)
+        .map(|_| {
+            let mut n = factory(kind, Shape { channels: CHANNELS, bands: 0 }).unwrap();
+            n.prepare(48_000.0, block);
+            for (id, v) in params(kind) {
+                n.set_param(id, v).unwrap();
+            }
+            n.reset();
+            n
+        })
+        .collect();
+    let (mut ctl, mut eng, _r) = engine::new(EngineConfig {
+        sample_rate: 48_000.0,
+        max_block: block,
+        slots: CHAIN + 8,
+        ring_capacity: 256,
+        crossfade_ms: 5.0,
+    });
+    ctl.set_factory(Box::new(factory));
+    ctl.apply(&chain_spec(kind)).unwrap();
+    let mut a = input.clone();
+    let mut b = input.clone();
+    let mut out = input.clone();
+    let mut one = |variant: &str| match variant {
+        "direct" | "direct_checked" => {
+            for ch in 0..CHANNELS {
+                a[ch].copy_from_slice(&input[ch]);
+            }
+            for n in nodes.iter_mut() {
+                {
+                    let ins: [&[f32]; CHANNELS] = [&a[0], &a[1]];
+                    let (b0, b1) = b.split_at_mut(1);
+                    let mut outs: [&mut [f32]; CHANNELS] = [&mut b0[0], &mut b1[0]];
+                    if variant == "direct" {
+                        n.process(&ins, &mut outs);
+                    } else {
+                        black_box(n.process_checked(&ins, &mut outs));
+                    }
+                }
+                std::mem::swap(&mut a, &mut b);
+            }
+            black_box(&a);
+        }
+        "engine" => {
+            let ins: [&[f32]; CHANNELS] = [&input[0], &input[1]];
+            let (o0, o1) = out.split_at_mut(1);
+            let mut outs: [&mut [f32]; CHANNELS] = [&mut o0[0], &mut o1[0]];
+            eng.process(&ins, &mut outs);
+            black_box(&out);
+        }
+        v => panic!("unknown variant {v}"),
+    };
+    for _ in 0..10 {
+        one(variant);
+    }
+    count_blocks(&mut one, variant);
+}
+
+/// The measured region (callgrind: `--toggle-collect=*count_blocks*`).
+#[inline(never)]
+fn count_blocks(one: &mut impl FnMut(&str), variant: &str) {
+    for _ in 0..COUNT_BLOCKS {
+        one(black_box(variant));
+    }
+}
+
 fn main() {
+    if let Ok(spec) = std::env::var("BALLAST_ENGINE_COUNT") {
+        count_mode(&spec);
+        return;
+    }
     paired();
+    if std::env::var("BALLAST_PAIRED").is_ok() {
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -234,36 +234,33 @@ pub struct Answerer<'a> {
     pub controller: &'a mut Controller,
     pub status: StatusInfo,
     pub presets: &'a PresetStore,
-    /// Names of the bypassed nodes, kept by the control thread (it persists them in the state file).
-    /// Goes away once `Controller::bypassed()` exists.
-    pub bypassed: &'a mut Vec<String>,
 }
 
 impl Answerer<'_> {
     pub fn answer(&mut self, req: Request) -> Result<Answer, ApiError> {
-        // Forget bypasses of nodes that a reload or another path removed.
-        let spec_names: Vec<String> = self.controller.spec().nodes.iter().map(|n| n.name.clone()).collect();
-        self.bypassed.retain(|b| spec_names.contains(b));
         match req {
             Request::Status => Ok(Answer::Status(Status {
                 info: self.status.clone(),
                 graph_latency_samples: self.controller.latency_samples() as u64,
                 nodes: self.controller.spec().nodes.len(),
             })),
-            Request::ListNodes => Ok(Answer::Nodes(
-                self.controller
-                    .spec()
-                    .nodes
-                    .iter()
-                    .map(|n| NodeSummary {
-                        name: n.name.clone(),
-                        kind: n.kind.clone(),
-                        channels: n.shape.channels as u32,
-                        bands: n.shape.bands as u32,
-                        bypassed: self.bypassed.contains(&n.name),
-                    })
-                    .collect(),
-            )),
+            Request::ListNodes => {
+                let bypassed = self.controller.bypassed();
+                Ok(Answer::Nodes(
+                    self.controller
+                        .spec()
+                        .nodes
+                        .iter()
+                        .map(|n| NodeSummary {
+                            name: n.name.clone(),
+                            kind: n.kind.clone(),
+                            channels: n.shape.channels as u32,
+                            bands: n.shape.bands as u32,
+                            bypassed: bypassed.contains(&n.name),
+                        })
+                        .collect(),
+                ))
+            }
             Request::Params { node } => self.params(&node).map(Answer::Params),
             Request::Get { node, param } => {
                 let (n, id, _) = self.param(&node, &param)?;
@@ -274,20 +271,16 @@ impl Answerer<'_> {
             Request::Bypass { node, on } => {
                 self.node(&node)?;
                 self.controller.bypass(&node, on).map_err(engine_error)?;
-                self.bypassed.retain(|b| *b != node);
-                if on {
-                    self.bypassed.push(node);
-                }
                 Ok(Answer::Done)
             }
             Request::Commit { ops } => {
-                let spec = edit(&current_spec(self.controller), &ops)?;
+                let spec = edit(&self.controller.current_spec(), &ops)?;
                 self.apply(&spec)
             }
             Request::Reload => Ok(Answer::Reload),
             Request::Meters => Ok(Answer::Meters(self.meters())),
             Request::PresetSave { name } => {
-                let preset = Preset { graph: current_spec(self.controller), bypassed: self.bypassed.clone() };
+                let preset = Preset { graph: self.controller.current_spec(), bypassed: self.controller.bypassed() };
                 self.presets.save(&name, &preset).map_err(preset_error)?;
                 Ok(Answer::Done)
             }
@@ -305,17 +298,12 @@ impl Answerer<'_> {
                 }
                 let answer = self.apply(&preset.graph)?;
                 let mut failed = Vec::new();
+                let now = self.controller.bypassed();
                 for n in &preset.graph.nodes {
                     let on = preset.bypassed.contains(&n.name);
-                    if on != self.bypassed.contains(&n.name) {
-                        match self.controller.bypass(&n.name, on) {
-                            Ok(()) => {
-                                self.bypassed.retain(|b| *b != n.name);
-                                if on {
-                                    self.bypassed.push(n.name.clone());
-                                }
-                            }
-                            Err(e) => failed.push(format!("{}: {e}", n.name)),
+                    if on != now.contains(&n.name) {
+                        if let Err(e) = self.controller.bypass(&n.name, on) {
+                            failed.push(format!("{}: {e}", n.name));
                         }
                     }
                 }
@@ -381,13 +369,8 @@ impl Answerer<'_> {
     }
 
     fn apply(&mut self, spec: &GraphSpec) -> Result<Answer, ApiError> {
-        let old = self.controller.spec().clone();
+        // A bypass stays with a node the edit keeps (same name, kind and shape); the controller tracks it.
         let report = self.controller.apply(spec).map_err(engine_error)?;
-        // A bypass stays with a node the edit kept (same name, kind and shape); a node made anew
-        // starts un-bypassed on the RT side.
-        let identity =
-            |s: &GraphSpec, name: &str| s.nodes.iter().find(|n| n.name == name).map(|n| (n.kind.clone(), n.shape));
-        self.bypassed.retain(|b| identity(&old, b).is_some_and(|i| Some(i) == identity(spec, b)));
         Ok(Answer::Applied {
             kept: report.kept,
             inserted: report.inserted,
@@ -418,29 +401,6 @@ impl Answerer<'_> {
             })
             .collect()
     }
-}
-
-/// The running graph with the parameter values in effect now (`Controller::spec` holds the values of
-/// the last apply; `set_param` changes since are read back here). Replaced by
-/// `Controller::current_spec()` once that exists.
-pub fn current_spec(c: &Controller) -> GraphSpec {
-    let mut spec = c.spec().clone();
-    for n in &mut spec.nodes {
-        let Some(kind) = registry::find(&n.kind) else { continue };
-        let desc = kind.descriptor;
-        for (_, id) in param_keys(desc, n.shape) {
-            let Some(now) = c.param(&n.name, id) else { continue };
-            let default = desc.param(id).map(|p| p.default);
-            let in_spec = n.params.iter().rposition(|(i, _)| *i == id);
-            match in_spec {
-                Some(at) => n.params[at].1 = now,
-                // Never set and at its default: leave it out, as the config would.
-                None if Some(now.to_bits()) == default.map(f32::to_bits) => {}
-                None => n.params.push((id, now)),
-            }
-        }
-    }
-    spec
 }
 
 /// Every parameter key of a node of this kind and shape, in descriptor order: node-level ones (for a

@@ -60,6 +60,10 @@ JACK ports (or opens the ALSA device) and processes audio until SIGINT or SIGTER
 SIGHUP re-reads the config and applies the difference without a dropout; an invalid config is
 rejected with its errors logged and the running graph left untouched.
 
+Control: org.ballast.Daemon1 on the session bus (--system: the system bus), used by ballastctl and
+scripts (daemon/dbus/README.md). An unreachable bus is a warning (audio runs, SIGHUP still reloads);
+a name owned by another ballastd stops this one unless --replace takes it over.
+
 The config is the first of: --config FILE; $XDG_CONFIG_HOME/ballast/ballast.toml (default
 ~/.config/ballast/ballast.toml); /etc/ballast/ballast.toml; the built-in demo (config/default.toml).
 The log says which. Run-time state lives in $XDG_STATE_HOME/ballast/state.json (default
@@ -71,8 +75,9 @@ level (e.g. RUST_LOG=debug). Every config key is documented in config/README.md.
 const RUN_EXIT_CODES: &str = "\
 Exit codes (server):
   0  stopped by SIGINT or SIGTERM
-  1  cannot start: invalid config (every error as FILE:LINE:COL: error: …), or a backend that cannot
-     be set up (a missing JACK server is not an error: ballastd waits for it and retries)
+  1  cannot start: invalid config (every error as FILE:LINE:COL: error: …), a backend that cannot
+     be set up (a missing JACK server is not an error: ballastd waits for it and retries), or the
+     bus name owned by another ballastd (without --replace)
   2  wrong command line";
 
 /// The ballast real-time audio server.
@@ -89,6 +94,16 @@ struct Cli {
     /// Run with this config file (TOML; see config/README.md) instead of searching for one.
     #[arg(long, short, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Serve org.ballast.Daemon1 on the system bus (needs the policy in daemon/dbus/) instead of the
+    /// session bus.
+    #[arg(long)]
+    system: bool,
+    /// Take the bus name over from a ballastd that is already running (it stops).
+    #[arg(long)]
+    replace: bool,
+    /// Run without the D-Bus service (control by SIGHUP and the config file only).
+    #[arg(long, conflicts_with_all = ["system", "replace"])]
+    no_dbus: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -145,7 +160,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
-        return ballastd::service::run(ballastd::service::RunOptions { config: cli.config });
+        return ballastd::service::run(ballastd::service::RunOptions {
+            config: cli.config,
+            system: cli.system,
+            replace: cli.replace,
+            no_dbus: cli.no_dbus,
+        });
     };
     match command {
         Command::Check { config } => check(&config),

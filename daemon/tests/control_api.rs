@@ -34,7 +34,6 @@ struct Rig {
     engine: Engine,
     reclaimer: Reclaimer,
     presets: PresetStore,
-    bypassed: Vec<String>,
     dir: PathBuf,
     phase: f32,
     /// Peak of the last `run`'s output, per channel.
@@ -51,7 +50,7 @@ impl Rig {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let presets = PresetStore::new(dir.join("presets"));
-        Rig { controller, engine, reclaimer, presets, bypassed: Vec::new(), dir, phase: 0.0, out_peak: 0.0 }
+        Rig { controller, engine, reclaimer, presets, dir, phase: 0.0, out_peak: 0.0 }
     }
 
     fn ask(&mut self, req: Request) -> Result<Answer, ApiError> {
@@ -62,8 +61,7 @@ impl Rig {
             version: env!("CARGO_PKG_VERSION").into(),
             ..StatusInfo::default()
         };
-        let mut a =
-            Answerer { controller: &mut self.controller, status, presets: &self.presets, bypassed: &mut self.bypassed };
+        let mut a = Answerer { controller: &mut self.controller, status, presets: &self.presets };
         a.answer(req)
     }
 

@@ -70,11 +70,13 @@ struct TestGain {
     pos: usize,
     peak: f32,
     counted: bool,
+    /// Poison stays until a reset (state that blew up) instead of lasting one block.
+    sticky: bool,
 }
 
 impl TestGain {
     fn new(channels: usize, delay: usize, counted: bool) -> Self {
-        Self { channels, gain: 1.0, poison: false, delay, line: Vec::new(), pos: 0, peak: 0.0, counted }
+        Self { channels, gain: 1.0, poison: false, delay, line: Vec::new(), pos: 0, peak: 0.0, counted, sticky: false }
     }
 }
 
@@ -136,7 +138,7 @@ impl Processor for TestGain {
         self.pos = pos;
         self.peak = peak;
         if self.poison {
-            self.poison = false;
+            self.poison = self.sticky;
             if let Some(o) = outputs.first_mut() {
                 o.fill(f32::NAN);
             }
@@ -154,10 +156,16 @@ impl Processor for TestGain {
     }
 }
 
-/// Registry kinds plus `test_gain`, `test_delay7` (a gain node with 7 samples of latency) and
-/// `test_counted` (a gain node whose drops are counted).
+/// Registry kinds plus `test_gain`, `test_delay7` (a gain node with 7 samples of latency),
+/// `test_counted` (a gain node whose drops are counted) and `test_stuck` (a gain node whose poison
+/// lasts until it is reset).
 fn factory(kind: &str, shape: Shape) -> Result<Box<dyn Processor>, CreateError> {
     match kind {
+        "test_stuck" => {
+            let mut g = TestGain::new(shape.channels, 0, false);
+            g.sticky = true;
+            Ok(Box::new(g))
+        }
         "test_gain" => Ok(Box::new(TestGain::new(shape.channels, 0, false))),
         "test_delay7" => Ok(Box::new(TestGain::new(shape.channels, 7, false))),
         "test_counted" => Ok(Box::new(TestGain::new(shape.channels, 0, true))),
@@ -248,8 +256,13 @@ fn noise(rng: &mut Rng, channels: usize, frames: usize, amp: f32) -> Vec<Vec<f32
 
 /// A limiter's latency with lookahead `ms` (which takes effect at a reset).
 fn limiter_latency(ms: f32) -> usize {
+    limiter_latency_at(ms, 48_000.0)
+}
+
+/// The same at `sample_rate`.
+fn limiter_latency_at(ms: f32, sample_rate: f64) -> usize {
     let mut l = registry::create("limiter", Shape { channels: 1, bands: 0 }).unwrap();
-    l.prepare(48_000.0, 64);
+    l.prepare(sample_rate, 64);
     l.set_param(ballast_dsp::limiter::LOOKAHEAD_MS, ms).unwrap();
     l.reset();
     l.latency_samples()
@@ -639,6 +652,257 @@ fn non_finite_output_resets_the_node_and_is_counted() {
     let out = run(&mut e, &[vec![f32::NAN, f32::INFINITY, 1.0]], 1, 64);
     assert_eq!(out[0], [0.0, 0.0, 1.0]);
     assert_eq!(c.stats().output_sanitized, 1);
+}
+
+/// A chain of `len` nodes of `kind` (all `test_gain` but node `odd` of kind `odd_kind`), `channels`
+/// wide, from the input bus to the output bus.
+fn chain(len: usize, channels: usize, odd: usize, odd_kind: &str) -> GraphSpec {
+    let nodes = (0..len)
+        .map(|i| node(&format!("n{i}"), if i == odd { odd_kind } else { "test_gain" }, channels, &[]))
+        .collect();
+    let mut links = vec![link(io(), n(0))];
+    links.extend((1..len).map(|i| link(n(i - 1), n(i))));
+    links.push(link(n(len - 1), io()));
+    spec(channels, channels, nodes, links)
+}
+
+/// Per-node NaN resets of nodes `n0..n{len}`.
+fn resets(c: &Controller, len: usize) -> Vec<u64> {
+    (0..len).map(|i| c.meters(&format!("n{i}")).unwrap().nonfinite_resets()).collect()
+}
+
+#[test]
+fn nan_state_in_the_middle_of_a_long_chain_is_found_reset_and_counted() {
+    // Node 20 of 40 (stereo, so the engine's short path runs it) blows up and stays blown up until
+    // reset. Its NaN reaches the output bus through every later node, whose buffers the chain has
+    // long reused by the end of the block: the bus is sanitised, and the next block, checked node by
+    // node, finds node 20 (its inputs finite, its output not), resets it and counts it there only.
+    const LEN: usize = 40;
+    let (mut c, mut e, _r) = make(64, 64);
+    c.apply(&chain(LEN, 2, 20, "test_stuck")).unwrap();
+    let input = vec![vec![0.25f32; 64], vec![-0.5f32; 64]];
+    // Let the round-robin check move off the first step, so it does not matter here.
+    for _ in 0..3 {
+        assert_eq!(run(&mut e, &input, 2, 64), input);
+    }
+    c.set_param("n20", POISON, 1.0).unwrap();
+    let mut blocks = 0;
+    while c.meters("n20").unwrap().nonfinite_resets() == 0 {
+        blocks += 1;
+        assert!(blocks <= 2, "found within the block after the failed bus check");
+        let out = run(&mut e, &input, 2, 64);
+        assert!(out.iter().flatten().all(|x| x.is_finite()), "output finite in block {blocks}");
+    }
+    let mut want = vec![0; LEN];
+    want[20] = 1;
+    assert_eq!(resets(&c, LEN), want, "only the node that made the NaN is counted");
+    assert_eq!(c.stats().nonfinite_resets, 1);
+    // Reset, it runs normally again.
+    assert_eq!(run(&mut e, &input, 2, 64), input);
+    assert_eq!(resets(&c, LEN), want);
+}
+
+#[test]
+fn one_block_nan_in_the_middle_of_a_chain_is_silenced_and_counted_once() {
+    // A NaN that lasts one block, made by a node whose buffers are reused before the block ends: the
+    // output is sanitised; the event is counted exactly once, against the node when a check saw it
+    // being made, otherwise as output_sanitized (no node can be blamed after the fact).
+    const LEN: usize = 40;
+    let (mut c, mut e, _r) = make(64, 64);
+    c.apply(&chain(LEN, 1, usize::MAX, "")).unwrap();
+    let input = vec![vec![0.25f32; 64]];
+    for _ in 0..5 {
+        run(&mut e, &input, 1, 64);
+    }
+    c.set_param("n17", POISON, 1.0).unwrap();
+    for _ in 0..4 {
+        let out = run(&mut e, &input, 1, 64);
+        assert!(out[0].iter().all(|x| x.is_finite()));
+    }
+    let counts = resets(&c, LEN);
+    assert_eq!(counts.iter().enumerate().filter(|&(i, &k)| i != 17 && k > 0).count(), 0, "{counts:?}");
+    assert_eq!(counts[17] + c.stats().output_sanitized, 1, "{counts:?} {:?}", c.stats());
+    assert_eq!(run(&mut e, &input, 1, 64), input, "back to normal");
+}
+
+#[test]
+fn nan_into_a_meter_only_sink_is_caught_in_the_same_block() {
+    // `sink` listens to `a` and its output goes nowhere: the output bus can never show its NaN, so
+    // the engine checks it every block.
+    let (mut c, mut e, _r) = make(64, 64);
+    let g = spec(
+        1,
+        1,
+        vec![node("a", "test_gain", 1, &[]), node("sink", "test_gain", 1, &[])],
+        vec![link(io(), n(0)), link(n(0), io()), link(n(0), n(1))],
+    );
+    c.apply(&g).unwrap();
+    let input = vec![vec![0.5f32; 64]];
+    for _ in 0..3 {
+        run(&mut e, &input, 1, 64);
+    }
+    c.set_param("sink", POISON, 1.0).unwrap();
+    assert_eq!(run(&mut e, &input, 1, 64), input, "the output never saw it");
+    assert_eq!(c.meters("sink").unwrap().nonfinite_resets(), 1, "caught in the block it happened");
+    assert_eq!(c.meters("a").unwrap().nonfinite_resets(), 0);
+    assert_eq!(c.stats().output_sanitized, 0);
+}
+
+#[test]
+fn nan_that_a_later_node_absorbs_is_still_found() {
+    // The limiter treats non-finite input as silence, so a blown-up node before it never shows at the
+    // output bus; the engine's round-robin check (one step every 1024 frames) finds it anyway.
+    let (mut c, mut e, _r) = make(64, 64);
+    let g = spec(
+        1,
+        1,
+        vec![node("pre", "test_gain", 1, &[]), node("bad", "test_stuck", 1, &[]), node("lim", "limiter", 1, &[])],
+        vec![link(io(), n(0)), link(n(0), n(1)), link(n(1), n(2)), link(n(2), io())],
+    );
+    c.apply(&g).unwrap();
+    let input = vec![vec![0.1f32; 64]];
+    run(&mut e, &input, 1, 64);
+    c.set_param("bad", POISON, 1.0).unwrap();
+    let mut frames = 0;
+    while c.meters("bad").unwrap().nonfinite_resets() == 0 {
+        let out = run(&mut e, &input, 1, 64);
+        assert!(out[0].iter().all(|x| x.is_finite()));
+        frames += 64;
+        // Three steps, one checked every 1024 frames, plus the block the check falls in.
+        assert!(frames <= 3 * 1024 + 1024, "not found after {frames} frames");
+    }
+    assert_eq!(c.meters("bad").unwrap().nonfinite_resets(), 1);
+    assert_eq!(c.meters("lim").unwrap().nonfinite_resets(), 0);
+    assert_eq!(c.meters("pre").unwrap().nonfinite_resets(), 0);
+    assert_eq!(c.stats().output_sanitized, 0);
+}
+
+#[test]
+fn set_sample_rate_remakes_nodes_with_their_parameters() {
+    let (mut c, mut e, _r) = make(64, 64);
+    let tone = registry::find("tone").unwrap().descriptor;
+    let key = |k: &str| tone.params.iter().find(|p| p.key == k).unwrap().id;
+    let (freq, level) = (key("freq_hz"), key("level_db"));
+    let g = spec(
+        0,
+        1,
+        vec![
+            node("tone", "tone", 1, &[(freq, 1000.0), (level, -6.0)]),
+            node("lim", "limiter", 1, &[(ballast_dsp::limiter::LOOKAHEAD_MS, 5.0)]),
+        ],
+        vec![link(n(0), n(1)), link(n(1), io())],
+    );
+    let at_48k = c.apply(&g).unwrap().latency_samples;
+    assert_eq!(at_48k, limiter_latency_at(5.0, 48_000.0));
+    c.set_param("lim", ballast_dsp::limiter::CEILING_DBTP, -3.0).unwrap();
+    run(&mut e, &[], 1, 64);
+
+    let report = c.set_sample_rate(44_100.0).unwrap();
+    // Lookahead is set in ms: 5 ms is 240 samples at 48 kHz and 220.5 → the limiter's rounding at
+    // 44.1 kHz (within a sample of the scaled value).
+    assert_eq!(report.latency_samples, limiter_latency_at(5.0, 44_100.0));
+    assert!((report.latency_samples as f64 - at_48k as f64 * 44_100.0 / 48_000.0).abs() <= 1.0);
+    assert_eq!(c.latency_samples(), report.latency_samples);
+    assert_eq!((report.inserted, report.kept, report.removed), (2, 0, 0));
+    assert_eq!(c.sample_rate(), 44_100.0);
+    assert_eq!(c.param("lim", ballast_dsp::limiter::CEILING_DBTP), Some(-3.0), "set_param value kept");
+    assert_eq!(c.param("tone", freq), Some(1000.0));
+    assert_eq!(c.param("lim", ballast_dsp::limiter::LOOKAHEAD_MS), Some(5.0));
+
+    // One second at 44.1 kHz: the tone must still be 1000 Hz (a node left at 48 kHz would give
+    // 1000 × 44.1 / 48 = 918.75 Hz). Positive-going zero crossings over the last 0.9 s, ±2 for the
+    // partial cycles at either end.
+    let out = run(&mut e, &[], 1, 64);
+    assert!(out[0].iter().all(|x| x.is_finite()));
+    let mut out = Vec::new();
+    for _ in 0..(44_100 / 64 + 1) {
+        let mut block = vec![0.0f32; 64];
+        e.process(&[], &mut [&mut block]);
+        out.extend(block);
+    }
+    let tail = &out[4_410..44_100];
+    let crossings = tail.windows(2).filter(|w| w[0] <= 0.0 && w[1] > 0.0).count() as f64;
+    let hz = crossings / (tail.len() as f64 / 44_100.0);
+    assert!((hz - 1000.0).abs() <= 2.5, "tone at {hz} Hz after the rate change");
+    let peak = tail.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    assert!(peak > 0.3 && peak < 0.71, "peak {peak}: the −6 dB level survived, the −3 dBTP ceiling holds");
+    assert_eq!(c.stats().stale_commands, 0);
+}
+
+#[test]
+fn set_sample_rate_with_a_full_ring_changes_nothing() {
+    let (mut c, mut e, _r) = make(64, 4);
+    let g = spec(1, 1, vec![node("lim", "limiter", 1, &[])], vec![link(io(), n(0)), link(n(0), io())]);
+    c.apply(&g).unwrap();
+    run(&mut e, &[vec![0.0; 64]], 1, 64);
+    // Fill the ring with harmless parameter sends, leaving one place: two are needed.
+    while c.ring_free() > 1 {
+        c.set_param("lim", ballast_dsp::limiter::CEILING_DBTP, -1.0).unwrap();
+    }
+    let latency = c.latency_samples();
+    match c.set_sample_rate(96_000.0) {
+        Err(EngineError::RingFull { needed: 2, free: 1 }) => {}
+        other => panic!("expected RingFull, got {other:?}"),
+    }
+    assert_eq!(c.sample_rate(), 48_000.0);
+    assert_eq!(c.latency_samples(), latency);
+    run(&mut e, &[vec![0.0; 64]], 1, 64);
+    assert!(c.set_sample_rate(96_000.0).unwrap().latency_samples > latency, "lookahead doubles in samples");
+}
+
+#[test]
+fn current_spec_and_bypass_follow_edits() {
+    let (mut c, mut e, _r) = make(64, 64);
+    let three = spec(
+        1,
+        1,
+        vec![
+            node("a", "test_gain", 1, &[(GAIN, 2.0)]),
+            node("b", "test_gain", 1, &[(GAIN, 0.5)]),
+            node("c", "test_gain", 1, &[]),
+        ],
+        vec![link(io(), n(0)), link(n(0), n(1)), link(n(1), n(2)), link(n(2), io())],
+    );
+    c.apply(&three).unwrap();
+    c.set_param("a", GAIN, 3.0).unwrap();
+    c.set_param("c", GAIN, 4.0).unwrap();
+    let now = c.current_spec();
+    assert_eq!(now.nodes[0].params, [(GAIN, 3.0)], "set_param replaced the spec's value");
+    assert_eq!(now.nodes[1].params, [(GAIN, 0.5)]);
+    assert_eq!(now.nodes[2].params, [(GAIN, 4.0)], "set_param added a value the spec left out");
+    assert_eq!((&now.links, &now.inputs, &now.outputs), (&three.links, &three.inputs, &three.outputs));
+    assert_eq!(c.spec(), &three, "spec() stays the applied spec");
+
+    assert!(c.bypassed().is_empty());
+    c.bypass("b", true).unwrap();
+    c.bypass("c", true).unwrap();
+    c.bypass("c", false).unwrap();
+    assert_eq!(c.bypassed(), ["b"]);
+    // b survives an apply that drops c: still bypassed. Then b is removed, and comes back fresh.
+    let two = spec(
+        1,
+        1,
+        vec![node("a", "test_gain", 1, &[(GAIN, 2.0)]), node("b", "test_gain", 1, &[(GAIN, 0.5)])],
+        vec![link(io(), n(0)), link(n(0), n(1)), link(n(1), io())],
+    );
+    c.apply(&two).unwrap();
+    assert_eq!(c.bypassed(), ["b"]);
+    assert_eq!(c.current_spec().nodes[0].params, [(GAIN, 2.0)], "the apply set a's gain back");
+    c.apply(&spec(1, 1, vec![node("a", "test_gain", 1, &[])], vec![link(io(), n(0)), link(n(0), io())])).unwrap();
+    assert!(c.bypassed().is_empty(), "a removed node drops out");
+    c.apply(&two).unwrap();
+    assert!(c.bypassed().is_empty(), "a node made again starts processing");
+
+    // Bypass survives a sample-rate change, on the RT side too: a bypassed ×2 passes its input.
+    c.bypass("a", true).unwrap();
+    let input = vec![vec![0.2f32; 64]];
+    for _ in 0..4 {
+        run(&mut e, &input, 1, 64);
+    }
+    c.set_sample_rate(44_100.0).unwrap();
+    assert_eq!(c.bypassed(), ["a"]);
+    let out = run(&mut e, &input, 1, 64);
+    assert_eq!(out[0], vec![0.1f32; 64], "a bypassed (×1), b ×0.5, from the first sample");
 }
 
 #[test]

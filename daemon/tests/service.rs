@@ -218,3 +218,89 @@ fn an_alsa_device_that_does_not_exist_is_a_clear_start_error() {
     let log = d.log_text();
     assert!(log.contains("cannot start: ALSA backend") && log.contains("ballast_no_such_pcm"), "{log}");
 }
+
+/// The real daemon on a private session bus: status and a parameter change through `busctl`, the
+/// change in the state file, a second daemon refused with one line, `--replace` taking over.
+#[test]
+fn serves_dbus_and_hands_the_name_over_on_replace() {
+    let home = scratch("svc-dbus");
+    let jack = Jackd::start("bsvc-dbus");
+    let bus = common::Bus::start();
+    let cfg = home.join("ballast.toml");
+    fs::write(&cfg, config_text("dbus", -1.0)).unwrap();
+    let env = [("JACK_DEFAULT_SERVER", jack.name.as_str()), ("DBUS_SESSION_BUS_ADDRESS", bus.address.as_str())];
+    let mut first = Daemon::start(&home, &["--config", cfg.to_str().unwrap()], &env);
+    first.wait_log("serving org.ballast.Daemon1", 0);
+    jack.wait_ports(&["dbus:out_l"]);
+
+    let (ok, out, err) =
+        bus.busctl(&["call", "org.ballast.Daemon1", "/org/ballast/Daemon1", "org.ballast.Daemon1", "Status"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("jack") && out.contains("48000"), "{out}");
+    let (ok, _, err) = bus.busctl(&[
+        "call",
+        "org.ballast.Daemon1",
+        "/org/ballast/Daemon1",
+        "org.ballast.Daemon1",
+        "Set",
+        "ssd",
+        "limit",
+        "ceiling_dbtp",
+        "-3.5",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = bus.busctl(&[
+        "call",
+        "org.ballast.Daemon1",
+        "/org/ballast/Daemon1",
+        "org.ballast.Daemon1",
+        "Get",
+        "ss",
+        "limit",
+        "ceiling_dbtp",
+    ]);
+    assert!(ok && out.trim() == "d -3.5", "{out}");
+    // A typed error with a message.
+    let (ok, _, err) = bus.busctl(&[
+        "call",
+        "org.ballast.Daemon1",
+        "/org/ballast/Daemon1",
+        "org.ballast.Daemon1",
+        "Set",
+        "ssd",
+        "limit",
+        "ceiling_dbtp",
+        "40",
+    ]);
+    assert!(!ok && err.contains("out of range"), "{err}");
+    // The change is in the state file right away.
+    let state = state_json(&home).to_string();
+    assert!(state.contains("-3.5"), "{state}");
+
+    // A second daemon on the same bus: one friendly line, exit 1, the first untouched.
+    let mut second = Daemon::start(&home, &["--config", cfg.to_str().unwrap()], &env);
+    assert_eq!(second.wait_exit(Duration::from_secs(10)).code(), Some(1));
+    assert!(second.log_text().contains("another ballastd is running"), "{}", second.log_text());
+    assert!(first.alive());
+
+    // --replace: the first one stops cleanly, the new one serves.
+    let mut third = Daemon::start(&home, &["--config", cfg.to_str().unwrap(), "--replace"], &env);
+    assert!(first.wait_exit(Duration::from_secs(15)).success(), "{}", first.log_text());
+    assert!(first.log_text().contains("took over"), "{}", first.log_text());
+    third.wait_log("serving org.ballast.Daemon1", 0);
+    // The state the first one saved (with -3.5) is what the third restored.
+    third.wait_log("restored run-time state", 0);
+    let (ok, out, _) = bus.busctl(&[
+        "call",
+        "org.ballast.Daemon1",
+        "/org/ballast/Daemon1",
+        "org.ballast.Daemon1",
+        "Get",
+        "ss",
+        "limit",
+        "ceiling_dbtp",
+    ]);
+    assert!(ok && out.trim() == "d -3.5", "{out}");
+    third.signal(Signal::SIGTERM);
+    assert!(third.wait_exit(Duration::from_secs(10)).success());
+}

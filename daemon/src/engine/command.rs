@@ -1,6 +1,6 @@
 //! What travels between the control side and the RT side.
 
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use ballast_dsp::{KindDescriptor, ParamId, Processor};
@@ -15,11 +15,13 @@ use crate::graph::Schedule;
 pub struct SlotNode {
     pub(crate) node: Box<dyn Processor>,
     pub(crate) meters: Arc<NodeMeters>,
-    /// The meter cells (shared with `meters`), the kind's descriptor and the band count, held here so
-    /// publishing after each block follows no further pointers.
+    /// The meter cells (shared with `meters`) and the kind's descriptor, held here so publishing after
+    /// each block follows no further pointers.
     pub(crate) cells: Arc<[AtomicU32]>,
     pub(crate) descriptor: &'static KindDescriptor,
-    pub(crate) bands: usize,
+    /// `(meter index, band)` of each cell, in cell order (see [`NodeMeters::new`]), so publishing is
+    /// one loop of `meter` calls and stores.
+    pub(crate) cell_map: Box<[(usize, usize)]>,
     /// `node.channels()`, fixed for a node's life (its shape), read once here.
     pub(crate) channels: (usize, usize),
     /// One delay per input channel when the node has latency; empty otherwise (the dry path is then
@@ -29,6 +31,9 @@ pub struct SlotNode {
     pub(crate) wet: f32,
     pub(crate) wet_target: f32,
     pub(crate) wet_step: f32,
+    /// Whether anything follows `process` for this node (a dry path to run, a crossfade, meters to
+    /// publish): one branch per step in the common case. Kept current by [`SlotNode::refresh`].
+    pub(crate) post: bool,
 }
 
 impl SlotNode {
@@ -39,18 +44,50 @@ impl SlotNode {
         let inputs = channels.0;
         let dry = dry_lines(inputs, latency);
         let (cells, descriptor, bands) = (meters.cells(), node.descriptor(), meters.bands());
-        Self {
+        let cell_map = descriptor
+            .meters
+            .iter()
+            .enumerate()
+            .flat_map(|(index, m)| (0..if m.per_band { bands } else { 1 }).map(move |band| (index, band)))
+            .collect();
+        let mut sn = Self {
             node,
             meters,
             cells,
             descriptor,
-            bands,
+            cell_map,
             channels,
             dry,
             wet: 1.0,
             wet_target: 1.0,
             wet_step: 1.0 / crossfade_samples.max(1) as f32,
+            post: true,
+        };
+        sn.refresh();
+        sn
+    }
+
+    /// Starts the node bypassed (resting on its dry path, no crossfade): for a node re-made with the
+    /// bypass of the one it replaces.
+    pub(crate) fn start_bypassed(&mut self) {
+        self.wet = 0.0;
+        self.wet_target = 0.0;
+        self.refresh();
+    }
+
+    /// RT side: copies the node's meters into its cells.
+    #[inline]
+    pub(crate) fn publish_meters(&self) {
+        for (cell, &(index, band)) in self.cells.iter().zip(&*self.cell_map) {
+            cell.store(self.node.meter(index, band).to_bits(), Ordering::Relaxed);
         }
+    }
+
+    /// Recomputes [`SlotNode::post`] after the dry path, bypass or crossfade changed.
+    #[inline]
+    pub(crate) fn refresh(&mut self) {
+        self.post =
+            !(self.dry.is_empty() && self.wet == 1.0 && self.wet_target == 1.0 && self.descriptor.meters.is_empty());
     }
 
     /// The processor.

@@ -83,7 +83,7 @@ struct Installed {
     outputs: usize,
     latency: usize,
     meters: Arc<NodeMeters>,
-    /// Crossfaded to its input by [`Controller::bypass`]; a node kept by an apply keeps it.
+    /// Bypassed by [`Controller::bypass`] (the RT side holds the same state).
     bypassed: bool,
 }
 
@@ -94,6 +94,7 @@ pub struct Controller {
     factory: NodeFactory,
     sample_rate: f64,
     max_block: usize,
+    crossfade_ms: f64,
     crossfade_samples: usize,
     /// Free slots, highest first (so `pop` hands out the lowest).
     free_slots: Vec<usize>,
@@ -101,8 +102,6 @@ pub struct Controller {
     spec: GraphSpec,
     delay_keys: Vec<DelayKey>,
     latency: usize,
-    /// Set while [`Controller::set_sample_rate`] rebuilds: no node is kept, every one is made anew.
-    remake_all: bool,
 }
 
 /// A node of the new spec, before any command is sent.
@@ -118,7 +117,7 @@ impl Controller {
         sample_rate: f64,
         max_block: usize,
         slots: usize,
-        crossfade_samples: usize,
+        crossfade_ms: f64,
     ) -> Self {
         Self {
             commands,
@@ -126,13 +125,13 @@ impl Controller {
             factory: Box::new(registry::create),
             sample_rate,
             max_block,
-            crossfade_samples,
+            crossfade_ms,
+            crossfade_samples: crossfade_samples(crossfade_ms, sample_rate),
             free_slots: (0..slots).rev().collect(),
             nodes: Vec::new(),
             spec: GraphSpec::default(),
             delay_keys: Vec::new(),
             latency: 0,
-            remake_all: false,
         }
     }
 
@@ -214,11 +213,7 @@ impl Controller {
         let mut planned = Vec::with_capacity(spec.nodes.len());
         let mut kept = vec![false; self.nodes.len()];
         for ns in &spec.nodes {
-            let old = self
-                .nodes
-                .iter()
-                .position(|o| o.name == ns.name && o.kind == ns.kind && o.shape == ns.shape)
-                .filter(|_| !self.remake_all);
+            let old = self.nodes.iter().position(|o| o.name == ns.name && o.kind == ns.kind && o.shape == ns.shape);
             match old {
                 Some(old) if !kept[old] => {
                     kept[old] = true;
@@ -434,7 +429,8 @@ impl Controller {
             .or_else(|| n.meters.descriptor().param(id).map(|p| p.default))
     }
 
-    /// Crossfades node `name` to its (latency-aligned) input, or back. The node keeps running.
+    /// Crossfades node `name` to its (latency-aligned) input, or back. The node keeps running. The
+    /// state is remembered ([`Controller::bypassed`]) for as long as the node survives applies.
     pub fn bypass(&mut self, name: &str, on: bool) -> Result<(), EngineError> {
         let idx =
             self.nodes.iter().position(|n| n.name == name).ok_or_else(|| EngineError::UnknownNode(name.into()))?;
@@ -444,27 +440,7 @@ impl Controller {
         Ok(())
     }
 
-    /// The running graph with every node's parameters as they are now (the spec's values merged with
-    /// later [`set_param`](Self::set_param) changes): what the state file records.
-    pub fn current_spec(&self) -> GraphSpec {
-        let mut spec = self.spec.clone();
-        for ns in &mut spec.nodes {
-            if let Some(n) = self.nodes.iter().find(|n| n.name == ns.name) {
-                // Later entries win in `params`; keep only the last value of each id, in first-seen order.
-                let mut merged: Vec<(ParamId, f32)> = Vec::with_capacity(n.params.len());
-                for &(id, v) in &n.params {
-                    match merged.iter_mut().find(|(i, _)| *i == id) {
-                        Some(slot) => slot.1 = v,
-                        None => merged.push((id, v)),
-                    }
-                }
-                ns.params = merged;
-            }
-        }
-        spec
-    }
-
-    /// Names of the nodes that are bypassed now, in graph order.
+    /// Names of the bypassed nodes, in graph order.
     pub fn bypassed(&self) -> Vec<String> {
         self.spec
             .nodes
@@ -474,40 +450,82 @@ impl Controller {
             .collect()
     }
 
-    /// The sample rate the nodes are prepared for.
+    /// The running graph with every node's parameters as they are now: the applied spec with
+    /// [`Controller::set_param`] changes merged in (what a state file should hold).
+    pub fn current_spec(&self) -> GraphSpec {
+        let mut spec = self.spec.clone();
+        for ns in &mut spec.nodes {
+            if let Some(n) = self.nodes.iter().find(|n| n.name == ns.name) {
+                ns.params = n.params.clone();
+            }
+        }
+        spec
+    }
+
+    /// The sample rate nodes are prepared for.
     pub fn sample_rate(&self) -> f64 {
         self.sample_rate
     }
 
-    /// The backend now runs at `sample_rate` (JACK came back at another rate, ALSA imposed one): every
-    /// node is made anew at that rate with its current parameters and bypass, and swapped in with a new
-    /// schedule (compensation delays are in samples, so they change too) in one block. Node state is
-    /// necessarily lost. On error nothing changes.
+    /// The backend now runs at `sample_rate` (JACK restarted at another rate, ALSA imposed one).
+    /// Every node is made again at the new rate with its current parameters and bypass (prepared
+    /// here, off the RT thread), and the nodes and a schedule with the latencies of the new rate
+    /// (compensation delays are counted in samples) are sent in one batch, which the RT side takes in
+    /// one block. Node state starts afresh: filters, envelopes and meters sized for the old rate are
+    /// meaningless at the new one. Later applies and bypass crossfades use the new rate. Nothing is
+    /// sent, and nothing changes here, when the command ring lacks room ([`EngineError::RingFull`]) or a
+    /// node cannot be made.
     pub fn set_sample_rate(&mut self, sample_rate: f64) -> Result<ApplyReport, EngineError> {
-        if sample_rate == self.sample_rate {
-            return Ok(ApplyReport { kept: self.nodes.len(), latency_samples: self.latency, ..Default::default() });
+        let old_rate = std::mem::replace(&mut self.sample_rate, sample_rate);
+        let made: Result<Vec<Box<dyn Processor>>, EngineError> =
+            self.nodes.iter().map(|n| self.make_node(&n.name, &n.kind, n.shape, &n.params)).collect();
+        self.sample_rate = old_rate;
+        let made = made?;
+        let infos: Vec<NodeInfo> = self
+            .spec
+            .nodes
+            .iter()
+            .map(|ns| {
+                let k = self.nodes.iter().position(|n| n.name == ns.name).expect("mirror matches spec");
+                let (n, node) = (&self.nodes[k], &made[k]);
+                NodeInfo { slot: n.slot, inputs: n.inputs, outputs: n.outputs, latency_samples: node.latency_samples() }
+            })
+            .collect();
+        // No delay state carries over: every compensation delay restarts with the nodes.
+        let schedule = compile(&self.spec, &infos, self.max_block)?;
+        let needed = made.len() + 1;
+        let free = self.commands.slots();
+        if free < needed {
+            EngineStats::bump(&self.stats.ring_full);
+            return Err(EngineError::RingFull { needed, free });
         }
-        let spec = self.current_spec();
-        let bypassed = self.bypassed();
-        let (old_rate, old_crossfade) = (self.sample_rate, self.crossfade_samples);
+
+        let crossfade = crossfade_samples(self.crossfade_ms, sample_rate);
+        for (n, node) in self.nodes.iter_mut().zip(made) {
+            n.latency = node.latency_samples();
+            let mut sn = SlotNode::new(node, n.meters.clone(), crossfade);
+            if n.bypassed {
+                sn.start_bypassed();
+            }
+            // Unreachable failure: we are the only producer and checked the room above.
+            let _ = self.commands.push(Command::InsertNode { slot: n.slot, node: Box::new(sn) });
+        }
+        self.delay_keys = schedule.delay_keys.clone();
+        self.latency = schedule.latency_samples();
+        let _ = self.commands.push(Command::SwapSchedule(Box::new(schedule)));
         self.sample_rate = sample_rate;
-        self.crossfade_samples = ((old_crossfade as f64) * sample_rate / old_rate).round().max(1.0) as usize;
-        self.remake_all = true;
-        let result = self.apply(&spec);
-        self.remake_all = false;
-        match result {
-            Ok(report) => {
-                for name in &bypassed {
-                    // The ring had room for the whole apply; a refusal here leaves the node audible.
-                    let _ = self.bypass(name, true);
-                }
-                Ok(report)
-            }
-            Err(e) => {
-                self.sample_rate = old_rate;
-                self.crossfade_samples = old_crossfade;
-                Err(e)
-            }
-        }
+        self.crossfade_samples = crossfade;
+        Ok(ApplyReport {
+            kept: 0,
+            inserted: self.nodes.len(),
+            removed: 0,
+            params_sent: 0,
+            latency_samples: self.latency,
+        })
     }
+}
+
+/// The bypass crossfade length in samples (at least one).
+fn crossfade_samples(crossfade_ms: f64, sample_rate: f64) -> usize {
+    (crossfade_ms * 1e-3 * sample_rate).round().max(1.0) as usize
 }

@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ballast_dsp::{KindDescriptor, Processor};
+use ballast_dsp::KindDescriptor;
 
 /// One node's meters: a cell per meter of its descriptor (per band for per-band meters), plus the count
 /// of times the engine reset it for non-finite output. The cells are one shared allocation that the RT
@@ -72,21 +72,6 @@ impl NodeMeters {
     }
 }
 
-/// RT side: copies `node`'s meters into `cells` (laid out as [`NodeMeters::new`] does).
-#[inline]
-pub(crate) fn publish(cells: &[AtomicU32], descriptor: &KindDescriptor, bands: usize, node: &dyn Processor) {
-    let mut cell = 0;
-    for (index, m) in descriptor.meters.iter().enumerate() {
-        let n = if m.per_band { bands } else { 1 };
-        for band in 0..n {
-            if let Some(c) = cells.get(cell) {
-                c.store(node.meter(index, band).to_bits(), Ordering::Relaxed);
-            }
-            cell += 1;
-        }
-    }
-}
-
 /// Engine-wide counters.
 #[derive(Debug, Default)]
 pub struct EngineStats {
@@ -117,7 +102,10 @@ pub struct StatsSnapshot {
     pub return_full: u64,
     /// Node resets for NaN/Inf output, all nodes together.
     pub nonfinite_resets: u64,
-    /// Blocks whose output bus needed NaN/Inf replaced (a non-finite input wired straight out).
+    /// Passes in which NaN/Inf was silenced on its way out (on the output bus, or at a node it had
+    /// passed through) without the node that made it being found: a non-finite input wired through,
+    /// or a one-block NaN whose buffers were reused before the block ended. A maker that keeps making
+    /// it is found in the next pass and counted in `nonfinite_resets` instead.
     pub output_sanitized: u64,
     /// `SetParam` commands the node refused (out of range, unknown id).
     pub param_refused: u64,
@@ -157,5 +145,11 @@ impl EngineStats {
 
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `bump` for a counter only the RT thread writes: a plain load and store (no locked
+    /// read-modify-write, which costs tens of cycles every block).
+    pub(crate) fn bump_single_writer(counter: &AtomicU64) {
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(1), Ordering::Relaxed);
     }
 }

@@ -13,8 +13,17 @@
 //! - commands are drained at the start of each block, in order; a command is taken only when the return
 //!   ring has room for what it displaces, else it waits for the next block (counted in `return_full`);
 //! - a send to a full command ring hands the command back to the control side (counted in `ring_full`);
-//! - every node runs through `process_checked`: a node whose output is NaN/Inf is reset, its block
-//!   silenced and the event counted per node; the output bus is always finite;
+//! - the output bus is always finite, and a node that makes NaN/Inf out of finite node inputs is reset
+//!   and the event counted per node (`NodeMeters::nonfinite_resets`) — without scanning every node's
+//!   output every block, which cost as much as a simple node. Checked every pass: the output bus, and
+//!   nodes whose output does not all reach it (meter-only sinks); one more node in turn every 1024
+//!   frames (for NaN that a later node absorbs). When the bus carries NaN/Inf, every node whose
+//!   buffers still hold the pass's data is judged at once and the next pass checks every node, so a
+//!   node whose state blew up is found within a block. A check that finds NaN resets the node only
+//!   when its inputs from other nodes were finite (so a NaN is blamed on its maker, not on every node
+//!   it passed through) and silences the node's outputs either way; NaN that no check could blame
+//!   (input-bus NaN, or a one-block NaN whose buffers were reused before the block ended) is counted
+//!   in `output_sanitized`;
 //! - nodes that survive an edit stay in their slots with their state; compensation delays that exist in
 //!   both the old and the new schedule carry their contents over;
 //! - bypass crossfades (linear, [`EngineConfig::crossfade_ms`]) to the node's input delayed by its
@@ -62,9 +71,8 @@ pub fn new(config: EngineConfig) -> (Controller, Engine, Reclaimer) {
     let stats = Arc::new(EngineStats::default());
     let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(config.ring_capacity.max(1));
     let (ret_tx, ret_rx) = rtrb::RingBuffer::new(config.ring_capacity.max(1) * 2);
-    let crossfade_samples = (config.crossfade_ms * 1e-3 * config.sample_rate).round().max(1.0) as usize;
     let controller =
-        Controller::new(cmd_tx, stats.clone(), config.sample_rate, max_block, config.slots, crossfade_samples);
+        Controller::new(cmd_tx, stats.clone(), config.sample_rate, max_block, config.slots, config.crossfade_ms);
     let engine = Engine::new(config.slots, max_block, cmd_rx, ret_tx, stats.clone());
     (controller, engine, Reclaimer::new(ret_rx, stats))
 }

@@ -119,6 +119,28 @@ pub(crate) struct Step {
     pub gathers: (usize, usize),
     pub inputs: (usize, usize),
     pub outputs: (usize, usize),
+    /// Some output channel of the node never reaches the output bus (a meter-only sink, a branch that
+    /// ends nowhere): the engine's bus check cannot see its NaN, so its output is checked every block.
+    pub check: bool,
+    /// After the last step, the node's output buffers and every buffer it read still hold this block's
+    /// data (no later step reused them): a failed bus check can still judge this step afterwards.
+    pub diagnosable: bool,
+    /// The same inputs and outputs, inline, when the step has no gathers, reads only schedule buffers
+    /// and has at most two inputs and two outputs (mono and stereo nodes in a chain): the RT side then
+    /// runs it without walking the flat tables.
+    pub fast: Option<FastIo>,
+}
+
+/// A step the RT side runs on its short path: the node's buffers as sample offsets from buffer 0
+/// (`buffer × stride`), so building its channel tables is an add per channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FastIo {
+    /// Two buffers in, two out (first: the variant tested first).
+    Stereo { ins: [usize; 2], outs: [usize; 2] },
+    /// One buffer in, one out.
+    Mono { ins: usize, outs: usize },
+    /// Two input-bus channels (`ins`: channel numbers) in, two buffers out: the head of a chain.
+    StereoFromBus { ins: [usize; 2], outs: [usize; 2] },
 }
 
 /// Identifies a compensation delay across schedules, so a new schedule can take over the state of an
@@ -189,6 +211,12 @@ impl Schedule {
         self.steps.iter().map(|s| s.slot).collect()
     }
 
+    /// Slots whose output the engine checks for NaN/Inf every block because some of it never reaches the
+    /// output bus (see the engine's finiteness guarantee); the rest are covered by the bus check.
+    pub fn checked_every_block(&self) -> Vec<usize> {
+        self.steps.iter().filter(|s| s.check).map(|s| s.slot).collect()
+    }
+
     /// Number of audio buffers the schedule allocated (after liveness reuse).
     pub fn buffer_count(&self) -> usize {
         self.buffer_count
@@ -250,6 +278,11 @@ impl Schedule {
             }
             if !inputs.iter().all(src_ok) {
                 return false;
+            }
+            if let Some(f) = step.fast {
+                if fast_io(gathers, inputs, outputs, self.stride) != Some(f) {
+                    return false;
+                }
             }
         }
         self.out_terms.iter().flatten().all(|t| src_ok(&t.src) && delay_ok(t))
@@ -425,6 +458,7 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
     let mut steps = Vec::with_capacity(n);
     let (mut all_gathers, mut srcs, mut outs) = (Vec::new(), Vec::new(), Vec::new());
     let mut dying: Vec<Vec<usize>> = vec![Vec::new(); out_stage + 1];
+    let stride = max_block.div_ceil(LINE_SAMPLES) * LINE_SAMPLES;
 
     for (stage, &i) in order.iter().enumerate() {
         let info = infos[i];
@@ -482,6 +516,7 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
         }
         node_bufs[i] = outputs.clone();
         let (g0, i0, o0) = (all_gathers.len(), srcs.len(), outs.len());
+        let fast = fast_io(&gathers, &inputs, &outputs, stride);
         all_gathers.extend(gathers);
         srcs.extend(inputs);
         outs.extend(outputs);
@@ -490,6 +525,9 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
             gathers: (g0, all_gathers.len()),
             inputs: (i0, srcs.len()),
             outputs: (o0, outs.len()),
+            check: false,
+            diagnosable: false,
+            fast,
         });
     }
 
@@ -515,8 +553,9 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
         out_terms[w.channel].push(Term { src, gain: w.gain, delay });
     }
 
+    mark_checks(&mut steps, &order, infos, &node_wires, &out_wires, &srcs, &outs, &all_gathers, buffers.count);
+
     let node_latency = (0..n).map(|i| (infos[i].slot, out_latency[i])).collect();
-    let stride = max_block.div_ceil(LINE_SAMPLES) * LINE_SAMPLES;
     let mut schedule = Schedule {
         steps,
         gathers: all_gathers,
@@ -541,6 +580,74 @@ pub fn compile(spec: &GraphSpec, infos: &[NodeInfo], max_block: usize) -> Result
         return Err(CompileError::Internal("buffer aliasing".into()));
     }
     Ok(schedule)
+}
+
+/// The short-path form of a step's inputs and outputs (see [`Step::fast`]), if it has one: no
+/// gathers, one buffer in and one out, or two buffers or two input-bus channels in and two out.
+fn fast_io(gathers: &[Gather], inputs: &[Src], outputs: &[usize], stride: usize) -> Option<FastIo> {
+    if !gathers.is_empty() {
+        return None;
+    }
+    match (inputs, outputs) {
+        (&[Src::Buf(i)], &[o]) => Some(FastIo::Mono { ins: i * stride, outs: o * stride }),
+        (&[Src::Buf(i0), Src::Buf(i1)], &[o0, o1]) => {
+            Some(FastIo::Stereo { ins: [i0 * stride, i1 * stride], outs: [o0 * stride, o1 * stride] })
+        }
+        (&[Src::Input(c0), Src::Input(c1)], &[o0, o1]) => {
+            Some(FastIo::StereoFromBus { ins: [c0, c1], outs: [o0 * stride, o1 * stride] })
+        }
+        _ => None,
+    }
+}
+
+/// Sets [`Step::check`] (outputs that do not all reach the output bus) and [`Step::diagnosable`]
+/// (buffers intact at the end of the block). Reachability assumes every input channel of a node feeds
+/// every output channel.
+#[allow(clippy::too_many_arguments)]
+fn mark_checks(
+    steps: &mut [Step],
+    order: &[usize],
+    infos: &[NodeInfo],
+    node_wires: &[Vec<Wire>],
+    out_wires: &[Wire],
+    srcs: &[Src],
+    outs: &[usize],
+    gathers: &[Gather],
+    buffer_count: usize,
+) {
+    let mut reach: Vec<Vec<bool>> = infos.iter().map(|info| vec![false; info.outputs]).collect();
+    let mark = |wires: &[Wire], reach: &mut Vec<Vec<bool>>| {
+        for w in wires {
+            if let Origin::Node(j, c) = w.origin {
+                reach[j][c] = true;
+            }
+        }
+    };
+    mark(out_wires, &mut reach);
+    // Sinks run after their sources: walking the order backwards settles each node before its sources.
+    for &i in order.iter().rev() {
+        if reach[i].iter().any(|&r| r) {
+            mark(&node_wires[i], &mut reach);
+        }
+    }
+    let mut last_writer = vec![0usize; buffer_count];
+    for (k, step) in steps.iter().enumerate() {
+        for g in &gathers[step.gathers.0..step.gathers.1] {
+            last_writer[g.dst] = k;
+        }
+        for &b in &outs[step.outputs.0..step.outputs.1] {
+            last_writer[b] = k;
+        }
+    }
+    for (k, (step, &i)) in steps.iter_mut().zip(order).enumerate() {
+        step.check = !reach[i].iter().all(|&r| r);
+        let outputs_intact = outs[step.outputs.0..step.outputs.1].iter().all(|&b| last_writer[b] == k);
+        let inputs_intact = srcs[step.inputs.0..step.inputs.1].iter().all(|s| match *s {
+            Src::Buf(b) => last_writer[b] <= k,
+            Src::Input(_) | Src::Zero => true,
+        });
+        step.diagnosable = outputs_intact && inputs_intact;
+    }
 }
 
 fn endpoint_channel(e: &Endpoint) -> Option<usize> {

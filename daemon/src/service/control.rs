@@ -15,10 +15,13 @@ use super::signals::Signal;
 use super::{describe, load_config, report_errors, Loaded};
 use crate::backend::{self, Backend, BackendEvent, BackendState, BackendStats};
 use crate::config::{Backend as BackendKind, Config};
+use crate::control_api::{Answer, Answerer, ApiError, Request, StatusInfo};
+use crate::dbus::{self, BusKind, DbusHandle, Reply, ServeError};
 use crate::engine::{self, Controller, EngineConfig, ReclaimerThread};
 use crate::graph::GraphSpec;
 use crate::notify;
 use crate::paths;
+use crate::presets::PresetStore;
 use crate::state::{LoadOutcome, SavedState, StateStore};
 
 /// Engine blocks this long run in one schedule pass; JACK periods up to it are not split.
@@ -35,6 +38,14 @@ struct Seen {
     ring_full: u64,
     return_full: u64,
     leaked: u64,
+}
+
+/// Where the D-Bus service goes (`None`: no D-Bus at all).
+#[derive(Clone, Debug)]
+pub struct DbusOptions {
+    pub bus: BusKind,
+    /// `--replace`: take the name over from a running ballastd.
+    pub replace: bool,
 }
 
 /// The running daemon, as the control thread holds it.
@@ -55,11 +66,23 @@ pub struct Service {
     heartbeat: Arc<AtomicU64>,
     seen: Seen,
     last_status: Instant,
+    started: Instant,
+    /// The D-Bus service and the requests its handlers send here (None when the bus is unreachable).
+    dbus: Option<DbusHandle>,
+    requests: Receiver<(Request, Sender<Reply>)>,
+    presets: PresetStore,
+    /// Why the loop must end without a signal (another daemon took the bus name).
+    stop_reason: Option<String>,
 }
 
 impl Service {
     /// Builds the engine, restores state, applies the graph and starts the backend.
-    pub fn start(cli_config: Option<PathBuf>, loaded: Loaded, memory_locked: bool) -> Result<Self, String> {
+    pub fn start(
+        cli_config: Option<PathBuf>,
+        loaded: Loaded,
+        memory_locked: bool,
+        dbus_opts: Option<DbusOptions>,
+    ) -> Result<Self, String> {
         let Loaded { config, digest, name } = loaded;
         let store = StateStore::new(paths::state_dir());
         let (graph, bypassed) = restore(&store, &config, &digest, &name);
@@ -92,6 +115,21 @@ impl Service {
         );
         let reclaimer = reclaimer.spawn(RECLAIM_EVERY).map_err(|e| format!("cannot start the reclaimer: {e}"))?;
 
+        // D-Bus before the backend: a second daemon is refused before it touches JACK or the device.
+        // Requests that arrive before the control loop runs wait in the channel.
+        let (req_tx, requests) = dbus::request_channel();
+        let dbus = match dbus_opts {
+            None => None,
+            Some(o) => match dbus::serve(o.bus.clone(), o.replace, req_tx) {
+                Ok(h) => Some(h),
+                Err(e @ ServeError::NameTaken { .. }) => return Err(e.to_string()),
+                Err(e) => {
+                    warn!("{e}; audio runs without D-Bus control (SIGHUP still reloads the config)");
+                    None
+                }
+            },
+        };
+
         let (events_tx, events) = crossbeam_channel::unbounded();
         let backend = start_backend(&config, engine, events_tx)?;
         backend.set_latency(report.latency_samples);
@@ -118,6 +156,11 @@ impl Service {
             heartbeat,
             seen: Seen::default(),
             last_status: Instant::now(),
+            started: Instant::now(),
+            dbus,
+            requests,
+            presets: PresetStore::new(paths::state_dir().join("presets")),
+            stop_reason: None,
         };
         service.save_state();
         Ok(service)
@@ -127,8 +170,16 @@ impl Service {
     pub fn run(mut self, signals: Receiver<Signal>) -> ExitCode {
         let ticker = crossbeam_channel::tick(Duration::from_secs(1));
         let events = self.events.clone();
-        loop {
+        let requests = self.requests.clone();
+        while self.stop_reason.is_none() {
             crossbeam_channel::select! {
+                recv(requests) -> msg => {
+                    if let Ok((req, reply)) = msg {
+                        let answer = self.answer(req);
+                        // A client that gave up waiting is no error of ours.
+                        let _ = reply.send(answer);
+                    }
+                }
                 recv(signals) -> sig => match sig {
                     Ok(Signal::Reload) => self.reload(),
                     Ok(Signal::Stop(name)) => {
@@ -145,7 +196,56 @@ impl Service {
                 recv(ticker) -> _ => self.tick(),
             }
         }
+        if let Some(why) = &self.stop_reason {
+            info!("{why}: stopping");
+        }
         self.shutdown()
+    }
+
+    /// One D-Bus request, answered over the controller; a change that worked is saved to the state.
+    fn answer(&mut self, req: Request) -> Reply {
+        let changes = matches!(
+            req,
+            Request::Set { .. } | Request::Bypass { .. } | Request::Commit { .. } | Request::PresetLoad { .. }
+        );
+        let status = self.status_info();
+        let answer = Answerer { controller: &mut self.controller, status, presets: &self.presets }.answer(req);
+        let answer = match answer {
+            Ok(Answer::Reload) => {
+                notify::reloading();
+                let r = self.reload_config();
+                notify::ready(&self.status_line());
+                r
+            }
+            other => other,
+        };
+        if changes && answer.is_ok() {
+            if let Some(b) = &self.backend {
+                b.set_latency(self.controller.latency_samples());
+            }
+            self.save_state();
+        }
+        answer
+    }
+
+    fn status_info(&self) -> StatusInfo {
+        let b = &self.stats;
+        let name = self.backend.as_ref().map_or("none", |b| b.name());
+        let block = b.block_size();
+        StatusInfo {
+            backend: name.to_string(),
+            sample_rate_hz: if b.sample_rate() > 0 { b.sample_rate() } else { self.sample_rate },
+            block_size: block as u32,
+            // What the device adds: one period for JACK's own cycle, the primed buffer for ALSA.
+            backend_latency_samples: match name {
+                "alsa" => (block * self.config.engine.periods as usize) as u64,
+                _ => block as u64,
+            },
+            dsp_load_percent: b.dsp_load() as f64,
+            xruns: b.xruns(),
+            uptime_s: self.started.elapsed().as_secs_f64(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
     }
 
     fn on_backend(&mut self, ev: BackendEvent) {
@@ -187,34 +287,52 @@ impl Service {
     /// SIGHUP: re-read the config; apply the difference, or keep everything when it is invalid.
     fn reload(&mut self) {
         notify::reloading();
+        if self.reload_config().is_ok() {
+            if let Some(d) = &self.dbus {
+                d.graph_changed();
+            }
+        }
+        notify::ready(&self.status_line());
+    }
+
+    /// Re-reads the config (SIGHUP or a client's `Reload`). Everything is logged; the answer tells a
+    /// client what happened.
+    fn reload_config(&mut self) -> Reply {
         let loc = super::reload_location(self.cli_config.as_deref());
         info!("reloading {}", describe(&loc));
         match load_config(&loc) {
             Err(errors) => {
                 report_errors(&errors);
-                error!(
-                    "reload rejected: {} error(s); the running graph is untouched",
-                    errors.diagnostics.iter().filter(|d| d.severity == crate::config::Severity::Error).count()
-                );
+                let errs: Vec<String> = errors
+                    .diagnostics
+                    .iter()
+                    .filter(|d| d.severity == crate::config::Severity::Error)
+                    .map(|d| d.to_string())
+                    .collect();
+                error!("reload rejected: {} error(s); the running graph is untouched", errs.len());
+                Err(ApiError::InvalidGraph(format!(
+                    "reload rejected, the running graph is untouched: {}",
+                    errs.join("; ")
+                )))
             }
             Ok(loaded) => self.apply_reload(loaded),
         }
-        notify::ready(&self.status_line());
     }
 
-    fn apply_reload(&mut self, loaded: Loaded) {
+    fn apply_reload(&mut self, loaded: Loaded) -> Reply {
         let Loaded { config, digest, name } = loaded;
         for w in &config.warnings {
             warn!("{w}");
         }
         let (old, new) = (&self.config.ports, &config.ports);
         if old.audio_in != new.audio_in || old.audio_out != new.audio_out {
-            error!(
+            let why = format!(
                 "reload rejected: [ports] audio_in/audio_out changed ({:?} -> {:?}, {:?} -> {:?}); \
                  changing the daemon's ports needs a restart; the running graph is untouched",
                 old.audio_in, new.audio_in, old.audio_out, new.audio_out
             );
-            return;
+            error!("{why}");
+            return Err(ApiError::InvalidGraph(why));
         }
         let restart_only = restart_only_changes(&self.config, &config);
         if !restart_only.is_empty() {
@@ -240,8 +358,17 @@ impl Service {
                 self.digest = digest;
                 self.config_name = name;
                 self.save_state();
+                Ok(Answer::Applied {
+                    kept: r.kept,
+                    inserted: r.inserted,
+                    removed: r.removed,
+                    latency_samples: r.latency_samples as u64,
+                })
             }
-            Err(e) => error!("reload rejected: {e}; the running graph is untouched"),
+            Err(e) => {
+                error!("reload rejected: {e}; the running graph is untouched");
+                Err(ApiError::InvalidGraph(format!("reload rejected, the running graph is untouched: {e}")))
+            }
         }
     }
 
@@ -249,6 +376,12 @@ impl Service {
     fn tick(&mut self) {
         self.heartbeat.fetch_add(1, Ordering::Relaxed);
         self.report_problems();
+        if let Some(d) = &self.dbus {
+            d.xruns(self.stats.xruns());
+            if d.name_lost() {
+                self.stop_reason = Some(format!("another ballastd took over {} (--replace)", dbus::BUS_NAME));
+            }
+        }
         if self.last_status.elapsed() >= STATUS_EVERY {
             self.last_status = Instant::now();
             self.update_status();
@@ -323,6 +456,8 @@ impl Service {
     fn shutdown(mut self) -> ExitCode {
         notify::stopping();
         self.watchdog = None;
+        // No new requests while the audio stops; the bus name is released for a successor.
+        self.dbus = None;
         if let Some(b) = self.backend.take() {
             let name = b.name();
             // The engine comes back here, off the RT thread, and is dropped with its nodes.

@@ -28,6 +28,12 @@ use crate::paths::{self, ConfigLocation, ConfigSource};
 pub struct RunOptions {
     /// `--config FILE`; else the XDG/system/built-in search of [`paths::find_config`].
     pub config: Option<PathBuf>,
+    /// Serve on the system bus instead of the session bus.
+    pub system: bool,
+    /// Take the bus name over from a running ballastd.
+    pub replace: bool,
+    /// No D-Bus service at all.
+    pub no_dbus: bool,
 }
 
 /// A config as loaded for running: the validated config, its text's digest (to tell whether a saved
@@ -112,7 +118,11 @@ pub fn run(opts: RunOptions) -> ExitCode {
     }
     let memory_locked = memory::lock();
 
-    let service = match control::Service::start(opts.config, loaded, memory_locked) {
+    let dbus = (!opts.no_dbus).then_some(control::DbusOptions {
+        bus: if opts.system { crate::dbus::BusKind::System } else { crate::dbus::BusKind::Session },
+        replace: opts.replace,
+    });
+    let service = match control::Service::start(opts.config, loaded, memory_locked, dbus) {
         Ok(s) => s,
         Err(e) => {
             error!("cannot start: {e}");
@@ -120,7 +130,12 @@ pub fn run(opts: RunOptions) -> ExitCode {
         }
     };
     let (tx, rx) = crossbeam_channel::unbounded();
-    let control = match std::thread::Builder::new().name("ballast-control".into()).spawn(move || service.run(rx)) {
+    let control = match std::thread::Builder::new().name("ballast-control".into()).spawn(move || {
+        let code = service.run(rx);
+        // The loop can end without a signal (another daemon took the bus name): wake main's sigwait.
+        let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::Signal::SIGTERM);
+        code
+    }) {
         Ok(h) => h,
         Err(e) => {
             error!("cannot start the control thread: {e}");

@@ -118,6 +118,8 @@ impl Daemon {
             .env("XDG_CONFIG_HOME", home.join("config"))
             .env("XDG_STATE_HOME", home.join("state"))
             .env("JACK_NO_START_SERVER", "1")
+            // No test talks to a real session bus; a test that wants D-Bus passes its private bus.
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/ballast-test-bus")
             .env("RUST_LOG", "info")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("JOURNAL_STREAM")
@@ -183,4 +185,44 @@ fn rand_tag() -> u128 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed) as u128
+}
+
+/// A private `dbus-daemon --session`, stopped on drop.
+pub struct Bus {
+    pub address: String,
+    pid: i32,
+}
+
+impl Bus {
+    pub fn start() -> Bus {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new("dbus-daemon")
+            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("dbus-daemon runs (install dbus: scripts/install-deps.sh)");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let address = lines.next().unwrap().unwrap();
+        let pid: i32 = lines.next().unwrap().unwrap().trim().parse().unwrap();
+        let _ = child.wait();
+        Bus { address, pid }
+    }
+
+    /// `busctl --user ARGS` on this bus: (success, stdout, stderr).
+    pub fn busctl(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new("busctl")
+            // `--` so that negative numbers among the arguments are not taken for options.
+            .args(["--user", "--"])
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    }
+}
+
+impl Drop for Bus {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM);
+    }
 }
