@@ -101,7 +101,6 @@ impl Daemon {
         let s = stop.clone();
         let control = std::thread::spawn(move || {
             let _reclaimer = reclaimer.spawn(Duration::from_millis(20)).unwrap();
-            let mut bypassed = Vec::new();
             while !s.load(Ordering::Relaxed) {
                 let Ok((req, reply)) = req_rx.recv_timeout(Duration::from_millis(50)) else { continue };
                 let status = StatusInfo {
@@ -114,9 +113,7 @@ impl Daemon {
                     uptime_s: started.elapsed().as_secs_f64(),
                     version: "9.9.9-test".into(),
                 };
-                let answer =
-                    Answerer { controller: &mut controller, status, presets: &presets, bypassed: &mut bypassed }
-                        .answer(req);
+                let answer = Answerer { controller: &mut controller, status, presets: &presets }.answer(req);
                 // The service's reload: the config's graph again.
                 let answer = match answer {
                     Ok(Answer::Reload) => controller
