@@ -1,17 +1,38 @@
-//! `ballastctl`: the command-line client of ballast. Today: offline loudness measurement of WAV files.
+//! `ballastctl`: the command-line client of ballast: the running daemon over D-Bus
+//! (`org.ballast.Daemon1`), and offline loudness measurement of WAV files.
 
+mod apply;
+mod client;
+mod commands;
+mod events;
 mod measure;
+mod meters;
+mod units;
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  other error (e.g. writing the result failed)
+  1  the daemon refused the request; the message starts with the error's kind (UnknownNode,
+     UnknownParam, OutOfRange, InvalidGraph, Busy, InvalidName, ModelUnavailable, Failed, or the
+     bus's AccessDenied)
+  2  wrong command line or input: unknown option, a value with the wrong unit, a graph file that
+     does not parse (measure: a missing, unreadable or unsupported WAV file)
+  3  no daemon: the bus cannot be reached or nobody owns org.ballast.Daemon1 (start ballastd)
+  4  I/O: reading a file or writing the output failed
+(measure has its own: see `ballastctl measure --help`)
+
+Errors are one line on stderr: `ballastctl: <what went wrong>`.";
+
+const MEASURE_EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  writing the result failed
   2  bad input: the file is missing, unreadable, not a WAV file, truncated, in an unsupported format,
      outside 8–192 kHz or over 8 channels; also a wrong command line";
 
@@ -38,18 +59,138 @@ What the numbers mean:
 
 Silence (nothing above −70 LUFS) reads -inf (null in JSON); so does the loudness range then.";
 
-/// ballast's command-line client.
+const AFTER_HELP: &str = "\
+Bus: the session bus by default (DBUS_SESSION_BUS_ADDRESS), --system for the system bus, or
+--address ADDR for any other. JSON field names are documented in ctl/README.md and stay stable.";
+
+/// ballast's command-line client: control the running ballastd over D-Bus, measure WAV files.
 #[derive(Parser, Debug)]
 #[command(name = "ballastctl", version, about, after_help = EXIT_CODES)]
 struct Cli {
+    /// Talk to the daemon on the system bus instead of the session bus.
+    #[arg(long, global = true, conflicts_with = "address")]
+    system: bool,
+    /// Talk to the daemon on the bus at this D-Bus address (e.g. unix:path=/run/ballast/bus).
+    #[arg(long, global = true, value_name = "ADDRESS")]
+    address: Option<String>,
+    /// The daemon's bus name.
+    #[arg(long, global = true, value_name = "NAME", default_value = client::BUS_NAME)]
+    dest: String,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// The daemon's state: backend, sample rate, block size, latency, DSP load, xruns, uptime, version.
+    #[command(after_help = AFTER_HELP)]
+    Status {
+        /// Print JSON: backend, sample_rate_hz, block_size, latency_samples, graph_latency_samples,
+        /// latency_ms, dsp_load_percent, xruns, uptime_s, version, nodes.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The graph's nodes: name, kind, channels, bands, bypass.
+    #[command(after_help = AFTER_HELP)]
+    Nodes {
+        /// Print JSON: {"nodes": [{name, kind, channels, bands, bypassed, path}]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A node's parameters: value, range, default, name.
+    #[command(after_help = AFTER_HELP)]
+    Params {
+        /// The node's name.
+        node: String,
+        /// Print JSON: {"node", "params": [{key, name, unit, min, max, default, scale, doc, choices,
+        /// boolean, value}]} (non-finite numbers as null).
+        #[arg(long)]
+        json: bool,
+    },
+    /// A parameter's value, with its unit.
+    #[command(after_help = AFTER_HELP)]
+    Get {
+        /// NODE.PARAM, e.g. comp.threshold_db or mbc.band2.ratio.
+        #[arg(value_name = "NODE.PARAM")]
+        target: String,
+        /// Print JSON: {node, param, value, unit, text}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sets a parameter. Units are optional and must be the parameter's: -18dB, -18 dB, 10ms, 1.5s (for an
+    /// _ms key: 1500), 2.5k or 2.5kHz (for an _hz key: 2500), 4:1, inf; choices by name (rms); switches
+    /// on/off.
+    #[command(after_help = AFTER_HELP, allow_negative_numbers = true)]
+    Set {
+        /// NODE.PARAM, e.g. comp.threshold_db.
+        #[arg(value_name = "NODE.PARAM")]
+        target: String,
+        /// The value, e.g. -18dB.
+        #[arg(allow_hyphen_values = true, num_args = 1.., required = true, value_name = "VALUE")]
+        value: Vec<String>,
+    },
+    /// Bypasses a node (crossfades to its latency-aligned input), or un-bypasses it.
+    #[command(after_help = AFTER_HELP)]
+    Bypass {
+        node: String,
+        /// on or off.
+        #[arg(default_value = "on", value_parser = ["on", "off"])]
+        state: String,
+    },
+    /// Links FROM to TO (as in the config's links: node, node:out_2, in, out, in:PORT, out:PORT).
+    #[command(after_help = AFTER_HELP)]
+    Connect { from: String, to: String },
+    /// Removes the links from FROM to TO.
+    #[command(after_help = AFTER_HELP)]
+    Disconnect { from: String, to: String },
+    /// Makes a graph file's [nodes] and [links] the running graph, in one transaction: surviving nodes
+    /// (same name, kind and shape) keep their state; their parameters become the file's.
+    #[command(after_help = AFTER_HELP)]
+    Apply {
+        /// A TOML file with [nodes.NAME] tables and [links] (as in the config; [engine] and [ports] are
+        /// ignored).
+        file: PathBuf,
+        /// Print the transaction's steps instead of running it.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Re-reads the daemon's config file and applies the difference.
+    #[command(after_help = AFTER_HELP)]
+    Reload,
+    /// Saves, loads, lists or deletes presets (graph, parameters and bypasses, in the daemon's state dir).
+    #[command(subcommand)]
+    Preset(PresetCommand),
+    /// Every node's meters (levels, gain reduction, loudness, true peak), once or live.
+    #[command(after_help = AFTER_HELP)]
+    Meters {
+        /// Live bar meters, redrawn in place until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+        /// Updates per second with --watch (0.1..60).
+        #[arg(long, default_value_t = 10.0, requires = "watch")]
+        rate: f64,
+        /// Stop after this many updates with --watch.
+        #[arg(long, requires = "watch")]
+        count: Option<u64>,
+        /// Print JSON: {"meters": {NODE: {METER: value}}} (null before the node has run); with --watch one
+        /// such object per line per update.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Prints the daemon's change signals as they come, one line each, until Ctrl-C: graph-changed,
+    /// param-changed NODE.PARAM VALUE (from any client), xrun TOTAL.
+    #[command(after_help = AFTER_HELP)]
+    Events {
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+        /// One JSON object per line: {"event": "graph-changed"}, {"event": "param-changed", "node",
+        /// "param", "value"}, {"event": "xrun", "count"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure integrated loudness, loudness range, true peak and more of a WAV file (EBU R128).
-    #[command(long_about = MEASURE_ABOUT, after_help = EXIT_CODES)]
+    #[command(long_about = MEASURE_ABOUT, after_help = MEASURE_EXIT_CODES)]
     Measure {
         /// The WAV file to measure.
         file: PathBuf,
@@ -59,29 +200,115 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Prints the man page (roff): `ballastctl man | man -l -`.
+    Man,
+}
+
+#[derive(Subcommand, Debug)]
+enum PresetCommand {
+    /// Saves the running graph, parameters and bypasses as NAME ([A-Za-z0-9_.-], not starting with .).
+    Save { name: String },
+    /// Applies preset NAME as one transaction.
+    Load { name: String },
+    /// The stored presets, sorted.
+    List {
+        /// Print JSON: {"presets": [NAME…]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deletes preset NAME.
+    Delete { name: String },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Measure { file, json } => match measure::measure(&file, true) {
-            Ok(summary) => {
-                let out = if json { measure::to_json(&summary) + "\n" } else { measure::to_text(&summary) };
-                let mut stdout = std::io::stdout().lock();
-                match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => {
-                        eprintln!("ballastctl: writing the result: {e}");
-                        ExitCode::from(1)
-                    }
+    let target = client::Target { system: cli.system, address: cli.address.clone(), dest: cli.dest.clone() };
+    let result = match cli.command {
+        Command::Measure { file, json } => return measure_command(&file, json),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "ballastctl", &mut out);
+            Ok(String::from_utf8_lossy(&out).into_owned())
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map(|()| String::from_utf8_lossy(&out).into_owned())
+                .map_err(|e| client::CtlError::io(format!("rendering the man page: {e}")))
+        }
+        command => client::Client::connect(target).and_then(|c| run(&c, command)),
+    };
+    match result {
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(text.as_bytes()).and_then(|_| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                // A closed pipe (`| head`) is not worth a message.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(client::exit::IO),
+                Err(e) => {
+                    eprintln!("ballastctl: writing the output: {e}");
+                    ExitCode::from(client::exit::IO)
                 }
             }
-            Err(e) => {
-                // One line: the file, then the problem (newlines in a path are shown escaped).
-                let name = format!("{}", file.display()).escape_debug().to_string();
-                eprintln!("ballastctl: {name}: {e}");
-                ExitCode::from(2)
-            }
+        }
+        Err(e) => {
+            eprintln!("ballastctl: {}", client::one_line(&e.message));
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(c: &client::Client, command: Command) -> Result<String, client::CtlError> {
+    match command {
+        Command::Status { json } => commands::status(c, json),
+        Command::Nodes { json } => commands::nodes(c, json),
+        Command::Params { node, json } => commands::params(c, &node, json),
+        Command::Get { target, json } => commands::get(c, &target, json),
+        Command::Set { target, value } => commands::set(c, &target, &value.join(" ")),
+        Command::Bypass { node, state } => commands::bypass(c, &node, state == "on"),
+        Command::Connect { from, to } => commands::link(c, &from, &to, true),
+        Command::Disconnect { from, to } => commands::link(c, &from, &to, false),
+        Command::Apply { file, dry_run } => apply::apply(c, &file, dry_run),
+        Command::Reload => commands::reload(c),
+        Command::Preset(p) => match p {
+            PresetCommand::Save { name } => commands::preset_save(c, &name),
+            PresetCommand::Load { name } => commands::preset_load(c, &name),
+            PresetCommand::List { json } => commands::preset_list(c, json),
+            PresetCommand::Delete { name } => commands::preset_delete(c, &name),
         },
+        Command::Meters { watch: true, rate, count, json } => {
+            meters::watch(c, rate, count, json).map(|()| String::new())
+        }
+        Command::Meters { watch: false, json, .. } => meters::once(c, json),
+        Command::Events { count, json } => events::watch(c, count, json).map(|()| String::new()),
+        Command::Measure { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled before connecting")
+        }
+    }
+}
+
+fn measure_command(file: &std::path::Path, json: bool) -> ExitCode {
+    match measure::measure(file, true) {
+        Ok(summary) => {
+            let out = if json { measure::to_json(&summary) + "\n" } else { measure::to_text(&summary) };
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ballastctl: writing the result: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Err(e) => {
+            // One line: the file, then the problem (newlines in a path are shown escaped).
+            let name = format!("{}", file.display()).escape_debug().to_string();
+            eprintln!("ballastctl: {name}: {e}");
+            ExitCode::from(2)
+        }
     }
 }
