@@ -146,3 +146,26 @@ fn user_unit_has_what_the_daemon_needs() {
     assert_ne!(get("PrivateDevices"), Some("yes"), "would replace /dev/shm (JACK) and hide /dev/snd");
     assert_ne!(get("MemoryDenyWriteExecute"), Some("yes"));
 }
+
+/// The D-Bus activation files name the daemon's bus name and a unit that exists, and start the same
+/// binary with the bus the unit serves on.
+#[test]
+fn dbus_activation_files_match_the_units() {
+    for (file, unit, flag) in [
+        ("dbus/org.ballast.Daemon1.service", "ballastd.service", None),
+        ("dbus/system/org.ballast.Daemon1.service", "ballastd-system.service", Some("--system")),
+    ] {
+        let text = fs::read_to_string(Path::new(UNITS).join(file)).unwrap();
+        let keys = settings(&text);
+        let get = |k: &str| keys.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        assert_eq!(get("Name").as_deref(), Some(ballastd::dbus::BUS_NAME), "{file}");
+        assert_eq!(get("SystemdService").as_deref(), Some("ballastd.service"), "{file}: installed name");
+        assert!(Path::new(UNITS).join(unit).exists(), "{file}: {unit} is missing");
+        let exec = get("Exec").unwrap();
+        assert!(exec.starts_with("/usr/local/bin/ballastd"), "{file}: {exec}");
+        let unit_text = fs::read_to_string(Path::new(UNITS).join(unit)).unwrap();
+        let unit_exec = settings(&unit_text).into_iter().find(|(k, _)| k == "ExecStart").unwrap().1;
+        assert_eq!(exec, unit_exec, "{file}: Exec= must start what the unit starts");
+        assert_eq!(exec.contains("--system"), flag.is_some(), "{file}");
+    }
+}
