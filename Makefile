@@ -42,10 +42,10 @@ models: deps onnxruntime
 	$(CARGO) build --release -p ballast-models --bin build-dataset --bin evaluate-model
 	target/release/build-dataset --out $(MODELS_DATA) --train 10000 --validation 1500 --test 1500 \
 		--multiband-fraction 0.2 --seed 1 --quiet
-	cd models/train && ../../$(MODELS_PYTHON) train.py --data ../../$(MODELS_DATA) \
-		--out ../../$(MODELS_DATA)/model.pt --minutes $(MODELS_MINUTES)
-	cd models/train && ../../$(MODELS_PYTHON) export.py --checkpoint ../../$(MODELS_DATA)/model.pt \
+	cd models/train && $(abspath $(MODELS_PYTHON)) train.py --data $(abspath $(MODELS_DATA)) \
+		--out $(abspath $(MODELS_DATA))/model.pt --minutes $(MODELS_MINUTES)
+	cd models/train && $(abspath $(MODELS_PYTHON)) export.py --checkpoint $(abspath $(MODELS_DATA))/model.pt \
 		--out ../estimator.onnx
-	cd models/train && ../../$(MODELS_PYTHON) make_ci_set.py --data ../../$(MODELS_DATA) --out ../tests/data/heldout
+	cd models/train && $(abspath $(MODELS_PYTHON)) make_ci_set.py --data $(abspath $(MODELS_DATA)) --out ../tests/data/heldout
 	target/release/evaluate-model --model models/estimator.onnx --data $(MODELS_DATA) \
 		--json models/estimator.metrics.json

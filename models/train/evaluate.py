@@ -1,6 +1,6 @@
 """Accuracy of an exported estimator on a build-dataset split, run through ONNX Runtime 1.31.1.
 
-    python evaluate.py --data DIR --model compressor_estimator.onnx [--split test] [--json out.json]
+    python evaluate.py --data DIR --model ../estimator.onnx [--split test] [--json out.json]
 
 Issue 6's rule: an estimate is correct when threshold is within ±2 dB, ratio within ±20%, attack and
 release within ±30%, makeup within ±1 dB (common.TOLERANCE). The figure is the share of correct
