@@ -1,7 +1,7 @@
 # ballast: the two commands of the README, and the pieces they are made of.
 CARGO ?= cargo
 
-.PHONY: run demo test deps bench onnxruntime
+.PHONY: run demo test deps bench onnxruntime models
 
 ## Installs missing system packages, builds, and runs ballastd with config/default.toml on the running
 ## JACK server, or on a private one with the dummy driver when none is running. Ctrl-C stops both.
@@ -30,3 +30,22 @@ onnxruntime:
 ## Criterion benchmarks (not part of `make test`).
 bench:
 	$(CARGO) bench --bench loudness --bench dynamics --bench limiter --bench generators --bench engine --bench render
+
+## Retrains the compressor-parameter estimator (not part of `make test`; about 15 min of dataset and
+## 30 min of training on two shared cores): dataset -> train -> ONNX export -> evaluation, then refreshes
+## the committed model, its held-out CI set and the measurements the model card quotes. Needs the venv of
+## models/train/requirements.txt (MODELS_PYTHON) and wesnoth-1.16-music.
+MODELS_PYTHON ?= .venv/bin/python
+MODELS_DATA ?= target/models-data
+MODELS_MINUTES ?= 30
+models: deps onnxruntime
+	$(CARGO) build --release -p ballast-models --bin build-dataset --bin evaluate-model
+	target/release/build-dataset --out $(MODELS_DATA) --train 10000 --validation 1500 --test 1500 \
+		--multiband-fraction 0.2 --seed 1 --quiet
+	cd models/train && $(abspath $(MODELS_PYTHON)) train.py --data $(abspath $(MODELS_DATA)) \
+		--out $(abspath $(MODELS_DATA))/model.pt --minutes $(MODELS_MINUTES)
+	cd models/train && $(abspath $(MODELS_PYTHON)) export.py --checkpoint $(abspath $(MODELS_DATA))/model.pt \
+		--out ../estimator.onnx
+	cd models/train && $(abspath $(MODELS_PYTHON)) make_ci_set.py --data $(abspath $(MODELS_DATA)) --out ../tests/data/heldout
+	target/release/evaluate-model --model models/estimator.onnx --data $(MODELS_DATA) \
+		--json models/estimator.metrics.json

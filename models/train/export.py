@@ -1,6 +1,6 @@
 """Exports a train.py checkpoint to ONNX for ballast (dynamo exporter, weights inside the file).
 
-    python export.py --checkpoint model.pt --out compressor_estimator.onnx
+    python export.py --checkpoint model.pt --out ../estimator.onnx
 
 Interface (checked by ballast_models::session::ModelSpec): input `features` f32 [batch, 2, 400, 4]
 (build-dataset's layout), output `params_norm` f32 [batch, 6]: settings normalised to [0, 1] in

@@ -1,0 +1,186 @@
+//! Measures an estimator `.onnx` the way the model card reports it, through ONNX Runtime from Rust (the
+//! path ballast uses):
+//!
+//! - accuracy per parameter on `build-dataset` splits, identifiable and unidentifiable examples apart
+//!   ([`accuracy::evaluate_split`]);
+//! - re-synthesis error on fresh segments of the held-out test tracks: each segment compressed with
+//!   random settings, estimated through [`Estimator::estimate`] (the user's path: whole-pair features,
+//!   half-overlapping windows, median), rendered again with the estimate and compared as gain
+//!   trajectories ([`accuracy::resynthesis_error_db`]);
+//! - the latency of one estimate of a 4 s stereo pair (one window, one band).
+//!
+//! `evaluate-model --model M.onnx [--data DIR --split test ...] [--resynth N] [--json OUT]`
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ballast_models::accuracy::{self, Accuracy, SplitReport};
+use ballast_models::dataset::{self, compress_into, SAMPLE_RATE, TEST_TRACKS, UNIDENTIFIABLE_GR_DB};
+use ballast_models::estimator::Estimator;
+use ballast_models::params::{CompressorParams, KEYS};
+use ballast_models::rng::Rng;
+use clap::Parser;
+use serde_json::{json, Value};
+
+#[derive(Parser, Debug)]
+#[command(about = "Accuracy, re-synthesis error and latency of a compressor-estimator model")]
+struct Args {
+    #[arg(long)]
+    model: PathBuf,
+    /// A build-dataset directory to score.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Splits of --data to score.
+    #[arg(long, default_values_t = ["validation".to_string(), "test".to_string()])]
+    split: Vec<String>,
+    /// Re-synthesis segments drawn from the held-out test tracks (0: skip).
+    #[arg(long, default_value_t = 200)]
+    resynth: usize,
+    /// Length of each re-synthesis segment, seconds.
+    #[arg(long, default_value_t = 8.0)]
+    resynth_seconds: f64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[arg(long, default_value = dataset::DEFAULT_MUSIC_DIR)]
+    music_dir: PathBuf,
+    /// Repetitions for the latency figure.
+    #[arg(long, default_value_t = 200)]
+    latency_runs: usize,
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn accuracy_json(a: &Accuracy) -> Value {
+    let per: serde_json::Map<String, Value> =
+        KEYS.iter().filter_map(|k| a.of(k).map(|v| (k.to_string(), json!(v)))).collect();
+    json!({"examples": a.count(), "overall": a.overall(), "per_parameter": per})
+}
+
+fn split_json(r: &SplitReport) -> Value {
+    json!({"identifiable": accuracy_json(&r.identifiable), "unidentifiable": accuracy_json(&r.unidentifiable)})
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = Args::parse();
+    ballast_models::runtime::init(None)?;
+    let mut est = Estimator::load(&a.model)?;
+    let mut report = serde_json::Map::new();
+    report.insert("model".into(), json!(a.model.display().to_string()));
+
+    if let Some(dir) = &a.data {
+        for split in &a.split {
+            let r = accuracy::evaluate_split(&mut est, dir, split, 256)?;
+            eprintln!(
+                "{split}: identifiable {} examples, accuracy {:.4}; unidentifiable {} (makeup {:?})",
+                r.identifiable.count(),
+                r.identifiable.overall().unwrap_or(f64::NAN),
+                r.unidentifiable.count(),
+                r.unidentifiable.of("makeup_db")
+            );
+            report.insert(split.clone(), split_json(&r));
+        }
+    }
+
+    if a.resynth > 0 {
+        let tracks: Vec<PathBuf> = TEST_TRACKS.iter().map(|t| a.music_dir.join(t)).collect();
+        let audio: Vec<[Vec<f32>; 2]> = tracks.iter().map(|t| dataset::decode(t)).collect::<Result<_, _>>()?;
+        let seg = (a.resynth_seconds * SAMPLE_RATE) as usize;
+        let mut rng = Rng::new(a.seed);
+        let (mut errs_id, mut errs_unid) = (Vec::new(), Vec::new());
+        let mut acc = Accuracy::default();
+        let mut wet = [Vec::new(), Vec::new()];
+        for i in 0..a.resynth {
+            let t = &audio[i % audio.len()];
+            let offset = rng.below((t[0].len() - seg) as u64) as usize;
+            let g = 10f64.powf(rng.uniform(dataset::INPUT_GAIN_DB.0, dataset::INPUT_GAIN_DB.1) / 20.0) as f32;
+            let dry: [Vec<f32>; 2] =
+                std::array::from_fn(|c| t[c][offset..offset + seg].iter().map(|x| x * g).collect());
+            let truth = CompressorParams::sample(&mut rng);
+            // Gain reduction metered after the first second, as the dataset flags its examples.
+            let gr = compress_into([&dry[0], &dry[1]], truth, &mut wet, SAMPLE_RATE as usize)?;
+            let e = est.estimate(&[&dry[0], &dry[1]], &[&wet[0], &wet[1]], SAMPLE_RATE, &[])?;
+            let err = accuracy::resynthesis_error_db([&dry[0], &dry[1]], [&wet[0], &wet[1]], e.bands[0])?;
+            if gr >= UNIDENTIFIABLE_GR_DB {
+                errs_id.push(f64::from(err));
+                acc.add(e.bands[0], truth);
+            } else {
+                errs_unid.push(f64::from(err));
+            }
+        }
+        let summary = |v: &mut Vec<f64>| {
+            if v.is_empty() {
+                return json!({"segments": 0});
+            }
+            let within = v.iter().filter(|&&e| e <= 1.0).count() as f64 / v.len() as f64;
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            json!({"segments": v.len(), "median_db": percentile(v, 0.5), "mean_db": mean,
+                   "p90_db": percentile(v, 0.9), "share_within_1db": within})
+        };
+        let r = json!({
+            "segment_s": a.resynth_seconds,
+            "tracks": TEST_TRACKS,
+            "seed": a.seed,
+            "identifiable": summary(&mut errs_id),
+            "unidentifiable": summary(&mut errs_unid),
+            "estimate_accuracy_identifiable": accuracy_json(&acc),
+        });
+        eprintln!("re-synthesis: {r}");
+        report.insert("resynthesis".into(), r);
+    }
+
+    if a.latency_runs > 0 {
+        let n = (ballast_models::features::WINDOW_S * SAMPLE_RATE) as usize;
+        let mut rng = Rng::new(a.seed ^ 0x5eed);
+        let dry: [Vec<f32>; 2] = std::array::from_fn(|_| (0..n).map(|_| (rng.unit() as f32 - 0.5) * 0.5).collect());
+        let p = CompressorParams::sample(&mut rng);
+        let mut wet = [Vec::new(), Vec::new()];
+        compress_into([&dry[0], &dry[1]], p, &mut wet, 0)?;
+        let mut times = Vec::with_capacity(a.latency_runs);
+        for _ in 0..a.latency_runs + 5 {
+            let t0 = Instant::now();
+            est.estimate(&[&dry[0], &dry[1]], &[&wet[0], &wet[1]], SAMPLE_RATE, &[])?;
+            times.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        let mut times = times.split_off(5);
+        let model_only = {
+            let x = ndarray::Array4::<f32>::from_elem(
+                (
+                    1,
+                    ballast_models::features::SIGNALS,
+                    ballast_models::features::FRAMES,
+                    ballast_models::features::FEATURES,
+                ),
+                -30.0,
+            );
+            let mut v = Vec::with_capacity(a.latency_runs);
+            for _ in 0..a.latency_runs {
+                let t0 = Instant::now();
+                est.predict_windows(x.view())?;
+                v.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            v
+        };
+        let mut model_only = model_only;
+        let r = json!({
+            "what": "one estimate of a 4 s stereo pair at 48 kHz, one band (features + one ONNX window + settings), one intra-op thread",
+            "runs": times.len(),
+            "p50_ms": percentile(&mut times, 0.5),
+            "p99_ms": percentile(&mut times, 0.99),
+            "model_only_p50_ms": percentile(&mut model_only, 0.5),
+        });
+        eprintln!("latency: {r}");
+        report.insert("latency".into(), r);
+    }
+
+    let text = serde_json::to_string_pretty(&Value::Object(report))? + "\n";
+    match &a.json {
+        Some(p) => std::fs::write(p, &text)?,
+        None => print!("{text}"),
+    }
+    Ok(())
+}
