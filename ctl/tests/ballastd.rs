@@ -3,8 +3,11 @@
 //! a tone generator feeding a loudness meter so that the meters read real numbers. Every process is
 //! stopped by its guard, even when the test panics.
 //!
-//! `ballastd` is found next to `ballastctl` in the target dir; the test first runs `cargo build -p
-//! ballastd` (a no-op after `cargo test --workspace`) so that it is never stale.
+//! `ballastd` is found next to `ballastctl` in the target dir; the test first runs `cargo build
+//! --profile test -p ballastd` (a no-op after `cargo test --workspace`) so that it is never stale. The
+//! test profile matters: a plain (dev) build would overwrite the optimised binary that `cargo test` made
+//! for the daemon's own tests with an unoptimised one, and `daemon/tests/render.rs` would then run 25×
+//! slower.
 
 mod common;
 
@@ -90,7 +93,7 @@ fn ballastd_binary() -> PathBuf {
     let bin = ctl.with_file_name("ballastd");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "-q", "-p", "ballastd", "--bin", "ballastd"])
+        .args(["build", "-q", "--profile", "test", "-p", "ballastd", "--bin", "ballastd"])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
         .status()
         .expect("cargo runs");
