@@ -73,6 +73,8 @@ pub struct Service {
     presets: PresetStore,
     /// Why the loop must end without a signal (another daemon took the bus name).
     stop_reason: Option<String>,
+    /// A client's change not yet in the state file (saved once the request queue is empty).
+    state_dirty: bool,
 }
 
 impl Service {
@@ -161,6 +163,7 @@ impl Service {
             requests,
             presets: PresetStore::new(paths::state_dir().join("presets")),
             stop_reason: None,
+            state_dirty: false,
         };
         service.save_state();
         Ok(service)
@@ -178,6 +181,11 @@ impl Service {
                         let answer = self.answer(req);
                         // A client that gave up waiting is no error of ours.
                         let _ = reply.send(answer);
+                        // The fsync'd save comes after the reply, so no client waits for the disk, and
+                        // once per burst of changes rather than once per change.
+                        if self.state_dirty && self.requests.is_empty() {
+                            self.save_state();
+                        }
                     }
                 }
                 recv(signals) -> sig => match sig {
@@ -202,7 +210,7 @@ impl Service {
         self.shutdown()
     }
 
-    /// One D-Bus request, answered over the controller; a change that worked is saved to the state.
+    /// One D-Bus request, answered over the controller; a change that worked marks the state for saving.
     fn answer(&mut self, req: Request) -> Reply {
         let changes = matches!(
             req,
@@ -223,7 +231,7 @@ impl Service {
             if let Some(b) = &self.backend {
                 b.set_latency(self.controller.latency_samples());
             }
-            self.save_state();
+            self.state_dirty = true;
         }
         answer
     }
@@ -442,6 +450,7 @@ impl Service {
 
     /// Writes the running graph (with every run-time change) to the state file.
     fn save_state(&mut self) {
+        self.state_dirty = false;
         let state = SavedState {
             config_digest: self.digest.clone(),
             graph: self.controller.current_spec(),
