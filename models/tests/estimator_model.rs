@@ -17,16 +17,16 @@ use ballast_models::rng::Rng;
 
 /// Accuracy on the identifiable examples of the committed held-out set, per parameter and overall, as
 /// MODEL_CARD.md reports it ("CI held-out set").
-/// Measured on the committed model: 11, 29, 21, 26 and 15 of 114 correct; 102 of 570 overall.
+/// Measured on the committed model: 18, 20, 26, 33 and 24 of 114 correct; 121 of 570 overall.
 const CLAIMED: [(&str, f64); 5] =
-    [("threshold_db", 0.096), ("ratio", 0.254), ("attack_ms", 0.184), ("release_ms", 0.228), ("makeup_db", 0.131)];
-const CLAIMED_OVERALL: f64 = 0.178;
+    [("threshold_db", 0.157), ("ratio", 0.175), ("attack_ms", 0.228), ("release_ms", 0.289), ("makeup_db", 0.210)];
+const CLAIMED_OVERALL: f64 = 0.212;
 /// Slack for the claims: one percentage point.
 const MARGIN: f64 = 0.01;
 /// Median re-synthesis error the card claims for this test's segments (identifiable ones), dB, and
 /// the slack on it.
-/// Measured on the committed model: 2.343 dB.
-const CLAIMED_RESYNTH_MEDIAN_DB: f64 = 2.35;
+/// Measured on the committed model: 2.191 dB.
+const CLAIMED_RESYNTH_MEDIAN_DB: f64 = 2.2;
 const RESYNTH_MARGIN_DB: f64 = 0.1;
 
 fn model_path() -> PathBuf {

@@ -48,6 +48,7 @@ def main():
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--knee-weight", type=float, default=0.25)
     ap.add_argument("--huber", type=float, default=0.05)
+    ap.add_argument("--init", help="start from this checkpoint's weights (same width) instead of fresh ones")
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
@@ -64,6 +65,8 @@ def main():
     w = torch.from_numpy(w)
 
     model = common.Estimator(features=x.shape[-1], width=a.width)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location="cpu")["state"])
     opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=1e-4)
     print(f"train {n} examples ({int(train['identifiable'].sum())} identifiable), "
           f"validation {len(val['x'])}; {sum(p.numel() for p in model.parameters())} parameters")
