@@ -60,6 +60,21 @@ pub enum Request {
     PresetDelete {
         name: String,
     },
+    /// Estimate, from a (dry, wet) pair of WAV files the daemon can read, the settings of the compressor
+    /// or multiband node `node` (split at its own crossovers) and apply them as one transaction. The
+    /// service runs it on an inference worker and answers when the result is in; an [`Answerer`] alone
+    /// has no worker and answers [`ApiError::ModelUnavailable`].
+    Learn {
+        node: String,
+        dry: String,
+        wet: String,
+    },
+    /// As [`Request::Learn`], without a node: the settings per band between `crossovers_hz`.
+    Estimate {
+        dry: String,
+        wet: String,
+        crossovers_hz: Vec<f64>,
+    },
 }
 
 /// One step of a graph transaction.
@@ -99,8 +114,12 @@ pub enum ApiError {
     /// The engine cannot take the change now (command ring full, no free slot, a transaction open).
     Busy(String),
     InvalidName(String),
-    /// A node needs a model that is not loaded (reserved for inference nodes).
+    /// A model a request needs is not loaded; the message says why and where it was looked for.
     ModelUnavailable(String),
+    /// The node exists but is of a kind the request does not apply to (`Learn` on a limiter).
+    WrongKind(String),
+    /// Input files that cannot be used: unreadable, not WAV, or a pair that does not match.
+    InvalidInput(String),
     Failed(String),
 }
 
@@ -115,6 +134,8 @@ impl ApiError {
             ApiError::Busy(_) => "Busy",
             ApiError::InvalidName(_) => "InvalidName",
             ApiError::ModelUnavailable(_) => "ModelUnavailable",
+            ApiError::WrongKind(_) => "WrongKind",
+            ApiError::InvalidInput(_) => "InvalidInput",
             ApiError::Failed(_) => "Failed",
         }
     }
@@ -128,6 +149,8 @@ impl ApiError {
             | ApiError::Busy(m)
             | ApiError::InvalidName(m)
             | ApiError::ModelUnavailable(m)
+            | ApiError::WrongKind(m)
+            | ApiError::InvalidInput(m)
             | ApiError::Failed(m) => m,
         }
     }
@@ -165,6 +188,69 @@ pub struct Status {
     /// The graph's own latency (lookaheads), in samples.
     pub graph_latency_samples: u64,
     pub nodes: usize,
+    /// Each model's health. The service fills it (the workers report to it); an [`Answerer`] alone
+    /// leaves it empty.
+    pub models: Vec<ModelStatus>,
+}
+
+/// One model as `Status` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelStatus {
+    /// `estimator`.
+    pub name: String,
+    /// `loading`, `ready` or `unavailable`.
+    pub state: String,
+    /// The file and runtime when ready; why not (and where it looked) when unavailable.
+    pub detail: String,
+}
+
+/// One band's compressor settings, as the estimator gives them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BandSettings {
+    pub threshold_db: f64,
+    pub ratio: f64,
+    pub attack_ms: f64,
+    pub release_ms: f64,
+    pub makeup_db: f64,
+    pub knee_db: f64,
+}
+
+impl BandSettings {
+    /// The parameter keys (as a `compressor` names them; a multiband band prefixes `bandN.`) and values.
+    pub fn entries(&self) -> [(&'static str, f64); 6] {
+        [
+            ("threshold_db", self.threshold_db),
+            ("ratio", self.ratio),
+            ("attack_ms", self.attack_ms),
+            ("release_ms", self.release_ms),
+            ("makeup_db", self.makeup_db),
+            ("knee_db", self.knee_db),
+        ]
+    }
+}
+
+/// [`Request::Learn`]'s and [`Request::Estimate`]'s answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Estimated {
+    /// Per band, low to high.
+    pub bands: Vec<BandSettings>,
+    /// For `Learn`: the parameters set on the node, by key (`band2.ratio`), as now in effect.
+    pub applied: Vec<(String, f64)>,
+    /// Seconds of audio the estimate used.
+    pub seconds: f64,
+    /// Time on the worker (reading the files, features, inference), in ms.
+    pub worker_ms: f64,
+}
+
+/// What `Learn` needs to know about its node, taken when the request arrives and checked again when
+/// the estimate comes back (the node may have been replaced meanwhile).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LearnTarget {
+    pub node: String,
+    pub kind: String,
+    pub shape: Shape,
+    /// The node's split frequencies now (empty for a `compressor`).
+    pub crossovers_hz: Vec<f64>,
 }
 
 /// One node as [`Request::ListNodes`] lists it.
@@ -227,6 +313,7 @@ pub enum Answer {
     Reload,
     Meters(Vec<NodeMeterValues>),
     Presets(Vec<String>),
+    Estimated(Estimated),
 }
 
 /// Answers requests over the control thread's state. Built per request.
@@ -243,6 +330,7 @@ impl Answerer<'_> {
                 info: self.status.clone(),
                 graph_latency_samples: self.controller.latency_samples() as u64,
                 nodes: self.controller.spec().nodes.len(),
+                models: Vec::new(),
             })),
             Request::ListNodes => {
                 let bypassed = self.controller.bypassed();
@@ -317,7 +405,81 @@ impl Answerer<'_> {
             }
             Request::PresetList => self.presets.list().map(Answer::Presets).map_err(preset_error),
             Request::PresetDelete { name } => self.presets.delete(&name).map(|()| Answer::Done).map_err(preset_error),
+            Request::Learn { .. } | Request::Estimate { .. } => Err(ApiError::ModelUnavailable(
+                "this control loop runs no inference workers (ballastd's service does)".into(),
+            )),
         }
+    }
+
+    /// The node `Learn` would set: a `compressor` or a `multiband`, with its crossovers as set now.
+    pub fn learn_target(&self, node: &str) -> Result<LearnTarget, ApiError> {
+        let n = self.node(node)?;
+        let desc = descriptor(&n.kind)?;
+        let crossovers_hz = match n.kind.as_str() {
+            "compressor" => Vec::new(),
+            "multiband" => param_keys(desc, n.shape)
+                .into_iter()
+                .filter(|(k, _)| crossover_index(k).is_some())
+                .map(|(_, id)| self.controller.param(&n.name, id).unwrap_or(f32::NAN) as f64)
+                .collect(),
+            other => {
+                return Err(ApiError::WrongKind(format!(
+                    "node {} is a {other}; Learn sets a compressor's or a multiband's settings",
+                    n.name
+                )))
+            }
+        };
+        Ok(LearnTarget { node: n.name.clone(), kind: n.kind.clone(), shape: n.shape, crossovers_hz })
+    }
+
+    /// Sets every band's settings on the node of `target` in one [`Controller::apply`] (one batch on the
+    /// RT side: no block runs with half of them), values clamped to each parameter's range. Returns the
+    /// keys and values set. Refused when the node was removed or replaced since `target` was taken.
+    pub fn apply_estimate(
+        &mut self,
+        target: &LearnTarget,
+        bands: &[BandSettings],
+    ) -> Result<Vec<(String, f64)>, ApiError> {
+        let n = self.node(&target.node)?;
+        let (kind, shape) = (n.kind.clone(), n.shape);
+        if kind != target.kind || shape != target.shape {
+            return Err(ApiError::Failed(format!(
+                "node {} was replaced while its settings were estimated; nothing was changed",
+                target.node
+            )));
+        }
+        let want = if kind == "multiband" { shape.bands } else { 1 };
+        if bands.len() != want {
+            return Err(ApiError::Failed(format!(
+                "the estimate has {} band(s), node {} has {want}; nothing was changed",
+                bands.len(),
+                target.node
+            )));
+        }
+        let desc = descriptor(&kind)?;
+        let keys = param_keys(desc, shape);
+        let mut spec = self.controller.current_spec();
+        let Some(node) = spec.nodes.iter_mut().find(|x| x.name == target.node) else {
+            return Err(unknown_node(&target.node, self.controller.spec()));
+        };
+        let mut applied = Vec::with_capacity(bands.len() * 6);
+        for (b, band) in bands.iter().enumerate() {
+            for (key, value) in band.entries() {
+                let key = if kind == "multiband" { format!("band{}.{key}", b + 1) } else { key.to_string() };
+                let id = keys.iter().find(|(k, _)| *k == key).map(|&(_, id)| id).ok_or_else(|| {
+                    ApiError::Failed(format!("node kind {kind} has no parameter {key}"))
+                })?;
+                let p = desc.param(id).ok_or_else(|| ApiError::Failed(format!("no descriptor for {key}")))?;
+                let v = (value as f32).clamp(p.min, p.max);
+                match node.params.iter_mut().find(|(i, _)| *i == id) {
+                    Some(slot) => slot.1 = v,
+                    None => node.params.push((id, v)),
+                }
+                applied.push((key, v as f64));
+            }
+        }
+        self.controller.apply(&spec).map_err(engine_error)?;
+        Ok(applied)
     }
 
     fn node(&self, name: &str) -> Result<&NodeSpec, ApiError> {

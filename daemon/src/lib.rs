@@ -15,3 +15,4 @@ pub mod paths;
 pub mod presets;
 pub mod service;
 pub mod state;
+pub mod workers;

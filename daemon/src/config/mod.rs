@@ -12,6 +12,7 @@
 mod diag;
 pub mod docs;
 mod links;
+mod models;
 mod nodes;
 mod settings;
 mod value;
@@ -19,6 +20,7 @@ mod value;
 use std::path::Path;
 
 pub use diag::{Diagnostic, Errors, Severity};
+pub use models::{ModelsSettings, WORKERS as MODEL_WORKERS};
 pub use settings::{Backend, EngineSettings, Ports};
 // Shared with the run-time graph edits (`crate::control_api`), so config and D-Bus apply one set of rules.
 pub(crate) use links::{parse_endpoint, widths, EndpointScope, Side, WidthLink, DEFAULT_CHANNELS};
@@ -36,12 +38,14 @@ pub struct Config {
     /// The daemon's ports. Audio ports are also in `graph.inputs` / `graph.outputs`.
     pub ports: Ports,
     pub graph: GraphSpec,
+    /// `[models]`: ONNX Runtime, model files, inference workers.
+    pub models: ModelsSettings,
     /// Things that are allowed but probably not meant (a node whose output goes nowhere…).
     pub warnings: Vec<Diagnostic>,
 }
 
 /// The top-level tables, in the order the docs present them.
-const TABLES: [&str; 4] = ["engine", "ports", "nodes", "links"];
+const TABLES: [&str; 5] = ["engine", "ports", "nodes", "links", "models"];
 
 /// Reads and validates the config at `path`; errors are named after `path` as given.
 pub fn load(path: impl AsRef<Path>) -> Result<Config, Errors> {
@@ -79,12 +83,14 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Errors> {
     let mut ports = None;
     let mut node_entry = None;
     let mut links_entry = None;
+    let mut models = None;
     for e in value::entries(root).unwrap_or_default() {
         match e.key {
             "engine" => engine = Some(settings::engine(&mut sink, &e)),
             "ports" => ports = Some(settings::ports(&mut sink, &e)),
             "nodes" => node_entry = Some(e),
             "links" => links_entry = Some(e),
+            "models" => models = Some(models::models(&mut sink, &e, file)),
             other => {
                 let hint = diag::suggestion(other, TABLES);
                 sink.error(
@@ -110,7 +116,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Errors> {
     if failed {
         return Err(Errors { diagnostics });
     }
-    Ok(Config { engine, ports: ports.into_public(), graph, warnings: diagnostics })
+    Ok(Config { engine, ports: ports.into_public(), graph, models: models.unwrap_or_default(), warnings: diagnostics })
 }
 
 /// Reports every key of `e`'s table not in `known` (with a "did you mean"); returns the known entries.

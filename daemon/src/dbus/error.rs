@@ -17,6 +17,8 @@ pub enum Error {
     Busy(String),
     InvalidName(String),
     ModelUnavailable(String),
+    WrongKind(String),
+    InvalidInput(String),
     Failed(String),
 }
 
@@ -31,6 +33,8 @@ impl From<ApiError> for Error {
             ApiError::Busy(_) => Error::Busy(m),
             ApiError::InvalidName(_) => Error::InvalidName(m),
             ApiError::ModelUnavailable(_) => Error::ModelUnavailable(m),
+            ApiError::WrongKind(_) => Error::WrongKind(m),
+            ApiError::InvalidInput(_) => Error::InvalidInput(m),
             ApiError::Failed(_) => Error::Failed(m),
         }
     }

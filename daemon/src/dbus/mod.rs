@@ -44,6 +44,9 @@ pub const NODE_INTERFACE: &str = "org.ballast.Node1";
 
 /// How long a handler waits for the control thread before answering `Busy`.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a `Learn` or `Estimate` handler waits for its result: reading two long files and running the
+/// model on a loaded machine takes seconds, and the control thread answers when the worker is done.
+pub const MODEL_REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The most operations one transaction may collect.
 pub const MAX_TRANSACTION_OPS: usize = 1024;
 /// Meter subscription rates accepted, in Hz.
@@ -146,10 +149,16 @@ pub(crate) struct Shared {
 impl Shared {
     /// Sends `req` to the control thread and waits (on a pool thread) for the answer.
     pub async fn ask(&self, req: Request) -> Result<Answer, Error> {
+        self.ask_within(req, REPLY_TIMEOUT).await
+    }
+
+    /// [`Shared::ask`] with its own patience, for requests the control thread answers only once a
+    /// worker is done.
+    pub async fn ask_within(&self, req: Request, timeout: Duration) -> Result<Answer, Error> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.requests.send((req, tx)).map_err(|_| Error::Failed("the daemon is shutting down".into()))?;
-        let reply = zruntime::unblock(move || rx.recv_timeout(REPLY_TIMEOUT)).await;
-        Self::reply(reply)
+        let reply = zruntime::unblock(move || rx.recv_timeout(timeout)).await;
+        Self::reply(reply, timeout)
     }
 
     /// [`Shared::ask`] for the events thread; gives up at once when the service stops.
@@ -164,17 +173,17 @@ impl Shared {
                         return Err(Error::Failed("the D-Bus service is stopping".into()));
                     }
                 }
-                other => return Self::reply(other),
+                other => return Self::reply(other, REPLY_TIMEOUT),
             }
         }
     }
 
-    fn reply(reply: Result<Reply, RecvTimeoutError>) -> Result<Answer, Error> {
+    fn reply(reply: Result<Reply, RecvTimeoutError>, timeout: Duration) -> Result<Answer, Error> {
         match reply {
             Ok(answer) => answer.map_err(Error::from),
             Err(RecvTimeoutError::Timeout) => Err(Error::Busy(format!(
                 "the daemon's control thread did not answer within {} s; try again",
-                REPLY_TIMEOUT.as_secs()
+                timeout.as_secs()
             ))),
             Err(RecvTimeoutError::Disconnected) => Err(Error::Failed("the daemon is shutting down".into())),
         }

@@ -9,8 +9,10 @@ use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::{interface, OwnedObjectPath, OwnedVariant, Str};
 
-use super::{node_path, Error, Notification, Shared, Subscription, MAX_TRANSACTION_OPS, METER_RATES_HZ};
-use crate::control_api::{Answer, GraphOp, NodeMeterValues, Request};
+use super::{
+    node_path, Error, Notification, Shared, Subscription, MAX_TRANSACTION_OPS, METER_RATES_HZ, MODEL_REPLY_TIMEOUT,
+};
+use crate::control_api::{Answer, BandSettings, GraphOp, NodeMeterValues, Request};
 
 /// The root object.
 pub struct Daemon {
@@ -26,8 +28,19 @@ fn unexpected(a: Answer) -> Error {
     Error::Failed(format!("unexpected answer from the control thread: {a:?}"))
 }
 
+fn models_variant(models: &[crate::control_api::ModelStatus]) -> Result<OwnedVariant, Error> {
+    let map: HashMap<String, (String, String)> =
+        models.iter().map(|m| (m.name.clone(), (m.state.clone(), m.detail.clone()))).collect();
+    OwnedVariant::try_from(zbus::Variant::from(map)).map_err(|e| Error::Failed(e.to_string()))
+}
+
 fn s(v: &str) -> OwnedVariant {
     OwnedVariant::from(Str::from(v.to_string()))
+}
+
+/// A band's settings as `a{sd}`, keyed as a `compressor` names them.
+fn band_map(b: &BandSettings) -> HashMap<String, f64> {
+    b.entries().iter().map(|&(k, v)| (k.to_string(), v)).collect()
 }
 
 /// Meter readings as `a{sa{sd}}`: node → meter key → value.
@@ -66,7 +79,9 @@ impl Daemon {
 impl Daemon {
     /// The daemon's state: backend (s), sample_rate_hz (u), block_size (u), latency_samples (t: backend
     /// plus graph), graph_latency_samples (t), latency_ms (d), dsp_load_percent (d), xruns (t),
-    /// uptime_s (d), version (s), nodes (u).
+    /// uptime_s (d), version (s), nodes (u), models (a{s(ss)}: model name → (state, detail); state is
+    /// `loading`, `ready` or `unavailable`, detail the file and runtime when ready, the reason and
+    /// where the daemon looked when unavailable).
     #[zbus(out_args("status"))]
     async fn status(&self) -> Result<HashMap<String, OwnedVariant>, Error> {
         let Answer::Status(st) = self.shared.ask(Request::Status).await? else {
@@ -87,7 +102,43 @@ impl Daemon {
             ("uptime_s".to_string(), OwnedVariant::from(i.uptime_s)),
             ("version".to_string(), s(&i.version)),
             ("nodes".to_string(), OwnedVariant::from(st.nodes as u32)),
+            ("models".to_string(), models_variant(&st.models)?),
         ]))
+    }
+
+    /// Estimates, from a (dry, wet) pair of WAV files the daemon can read (the wet one the dry one
+    /// processed by a compressor, same rate, width and length), the settings of `node` (a compressor,
+    /// or a multiband split at its own crossovers) and applies them as one transaction. The daemon
+    /// keeps serving other calls while the model runs. Returns the parameters set (key → value, as
+    /// `Get` names them). Emits `ParamChanged` for each. Errors: `ModelUnavailable` (with the reason),
+    /// `UnknownNode`, `WrongKind`, `InvalidInput`, `Busy` (too many estimates queued).
+    #[zbus(out_args("applied"))]
+    async fn learn(&self, node: String, dry: String, wet: String) -> Result<HashMap<String, f64>, Error> {
+        match self.shared.ask_within(Request::Learn { node: node.clone(), dry, wet }, MODEL_REPLY_TIMEOUT).await? {
+            Answer::Estimated(e) => {
+                for (param, value) in &e.applied {
+                    self.shared.note(Notification::ParamChanged { node: node.clone(), param: param.clone(), value: *value });
+                }
+                Ok(e.applied.into_iter().collect())
+            }
+            a => Err(unexpected(a)),
+        }
+    }
+
+    /// Estimates the compressor settings per band between `crossovers_hz` (empty: one band) from a
+    /// (dry, wet) pair of WAV files, without applying them. Returns one map per band, low to high:
+    /// threshold_db, ratio, attack_ms, release_ms, makeup_db, knee_db.
+    #[zbus(out_args("bands"))]
+    async fn estimate(
+        &self,
+        dry: String,
+        wet: String,
+        crossovers_hz: Vec<f64>,
+    ) -> Result<Vec<HashMap<String, f64>>, Error> {
+        match self.shared.ask_within(Request::Estimate { dry, wet, crossovers_hz }, MODEL_REPLY_TIMEOUT).await? {
+            Answer::Estimated(e) => Ok(e.bands.iter().map(band_map).collect()),
+            a => Err(unexpected(a)),
+        }
     }
 
     /// Every node: (name, kind, object path, channels, bands, bypassed).

@@ -2,6 +2,7 @@
 //! ring), the backend handle and the state file. Signals and backend events arrive as messages; a
 //! one-second tick keeps systemd's status line and the problem counters current.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,7 +16,9 @@ use super::signals::Signal;
 use super::{describe, load_config, report_errors, Loaded};
 use crate::backend::{self, Backend, BackendEvent, BackendState, BackendStats};
 use crate::config::{Backend as BackendKind, Config};
-use crate::control_api::{Answer, Answerer, ApiError, Request, StatusInfo};
+use crate::control_api::{
+    Answer, Answerer, ApiError, BandSettings, Estimated, LearnTarget, ModelStatus, Request, StatusInfo,
+};
 use crate::dbus::{self, BusKind, DbusHandle, Reply, ServeError};
 use crate::engine::{self, Controller, EngineConfig, ReclaimerThread};
 use crate::graph::GraphSpec;
@@ -23,6 +26,7 @@ use crate::notify;
 use crate::paths;
 use crate::presets::PresetStore;
 use crate::state::{LoadOutcome, SavedState, StateStore};
+use crate::workers::{self, EstimateJob, Health, Job, JobError, JobId, ModelKind, Output};
 
 /// Engine blocks this long run in one schedule pass; JACK periods up to it are not split.
 const MAX_BLOCK: usize = 2048;
@@ -75,6 +79,20 @@ pub struct Service {
     stop_reason: Option<String>,
     /// A client's change not yet in the state file (saved once the request queue is empty).
     state_dirty: bool,
+    /// The inference workers (None when their threads could not start) and what they report.
+    workers: Option<workers::Pool>,
+    worker_events: Receiver<workers::Event>,
+    models: HashMap<ModelKind, Health>,
+    /// Model requests on a worker, answered when their result arrives (the loop keeps serving others).
+    pending: HashMap<JobId, Pending>,
+}
+
+/// A model request waiting for its worker.
+struct Pending {
+    reply: Sender<Reply>,
+    /// `Learn`'s node, as it was when the request arrived; `None` for `Estimate`.
+    target: Option<LearnTarget>,
+    since: Instant,
 }
 
 impl Service {
@@ -132,6 +150,27 @@ impl Service {
             },
         };
 
+        // Workers load ONNX Runtime and the models on their own threads: a slow or failing load delays
+        // nothing here, and the audio starts whatever the models' health.
+        let (workers, worker_events) = match workers::Pool::start(&config.models) {
+            Ok((pool, events)) => (Some(pool), events),
+            Err(e) => {
+                warn!("cannot start the inference workers: {e}; model features are unavailable");
+                (None, crossbeam_channel::never())
+            }
+        };
+        let models = ModelKind::ALL
+            .iter()
+            .map(|&m| {
+                let h = if workers.is_some() {
+                    Health::Loading
+                } else {
+                    Health::Unavailable { reason: "the inference worker threads could not start".into() }
+                };
+                (m, h)
+            })
+            .collect();
+
         let (events_tx, events) = crossbeam_channel::unbounded();
         let backend = start_backend(&config, engine, events_tx)?;
         backend.set_latency(report.latency_samples);
@@ -164,6 +203,10 @@ impl Service {
             presets: PresetStore::new(paths::state_dir().join("presets")),
             stop_reason: None,
             state_dirty: false,
+            workers,
+            worker_events,
+            models,
+            pending: HashMap::new(),
         };
         service.save_state();
         Ok(service)
@@ -174,13 +217,15 @@ impl Service {
         let ticker = crossbeam_channel::tick(Duration::from_secs(1));
         let events = self.events.clone();
         let requests = self.requests.clone();
+        let worker_events = self.worker_events.clone();
         while self.stop_reason.is_none() {
             crossbeam_channel::select! {
                 recv(requests) -> msg => {
                     if let Ok((req, reply)) = msg {
-                        let answer = self.answer(req);
-                        // A client that gave up waiting is no error of ours.
-                        let _ = reply.send(answer);
+                        if let Some(answer) = self.dispatch(req, &reply) {
+                            // A client that gave up waiting is no error of ours.
+                            let _ = reply.send(answer);
+                        }
                         // The fsync'd save comes after the reply, so no client waits for the disk, and
                         // once per burst of changes rather than once per change.
                         if self.state_dirty && self.requests.is_empty() {
@@ -201,6 +246,14 @@ impl Service {
                         self.on_backend(ev);
                     }
                 }
+                recv(worker_events) -> ev => {
+                    if let Ok(ev) = ev {
+                        self.on_worker(ev);
+                        if self.state_dirty && self.requests.is_empty() {
+                            self.save_state();
+                        }
+                    }
+                }
                 recv(ticker) -> _ => self.tick(),
             }
         }
@@ -208,6 +261,126 @@ impl Service {
             info!("{why}: stopping");
         }
         self.shutdown()
+    }
+
+    /// A request that a worker answers goes to the pool and its reply waits in `pending` (`None`
+    /// returned); every other one is answered now.
+    fn dispatch(&mut self, req: Request, reply: &Sender<Reply>) -> Option<Reply> {
+        let (job, target) = match req {
+            Request::Learn { node, dry, wet } => {
+                let status = self.status_info();
+                let target =
+                    match (Answerer { controller: &mut self.controller, status, presets: &self.presets }).learn_target(&node) {
+                        Ok(t) => t,
+                        Err(e) => return Some(Err(e)),
+                    };
+                let job = EstimateJob { dry: dry.into(), wet: wet.into(), crossovers_hz: target.crossovers_hz.clone() };
+                (job, Some(target))
+            }
+            Request::Estimate { dry, wet, crossovers_hz } => {
+                (EstimateJob { dry: dry.into(), wet: wet.into(), crossovers_hz }, None)
+            }
+            other => return Some(self.answer(other)),
+        };
+        if let Some(Health::Unavailable { reason }) = self.models.get(&ModelKind::Estimator) {
+            return Some(Err(ApiError::ModelUnavailable(format!("the estimator is unavailable: {reason}"))));
+        }
+        let Some(pool) = self.workers.as_mut() else {
+            return Some(Err(ApiError::ModelUnavailable("the inference worker threads could not start".into())));
+        };
+        match pool.submit(Job::Estimate(job)) {
+            Ok(id) => {
+                self.pending.insert(id, Pending { reply: reply.clone(), target, since: Instant::now() });
+                None
+            }
+            Err(workers::Busy) => Some(Err(ApiError::Busy(format!(
+                "{} estimates are queued already; try again when one is done",
+                workers::QUEUE
+            )))),
+        }
+    }
+
+    /// A worker's report: a model's health, or a finished job whose client is waiting.
+    fn on_worker(&mut self, ev: workers::Event) {
+        match ev {
+            workers::Event::Health { model, health } => {
+                self.models.insert(model, health);
+            }
+            workers::Event::Done(done) => {
+                let Some(p) = self.pending.remove(&done.id) else { return };
+                let Output::Estimate(result) = done.output;
+                let answer = self.finish_estimate(result, p.target.as_ref(), done.elapsed);
+                match (&answer, &p.target) {
+                    (Ok(Answer::Estimated(e)), Some(t)) => info!(
+                        "learn {}: {} band(s) estimated from {:.1} s of audio and applied; worker {:.1} ms,                          request {:.1} ms",
+                        t.node,
+                        e.bands.len(),
+                        e.seconds,
+                        e.worker_ms,
+                        p.since.elapsed().as_secs_f64() * 1e3
+                    ),
+                    (Ok(Answer::Estimated(e)), None) => info!(
+                        "estimate: {} band(s) from {:.1} s of audio; worker {:.1} ms, request {:.1} ms",
+                        e.bands.len(),
+                        e.seconds,
+                        e.worker_ms,
+                        p.since.elapsed().as_secs_f64() * 1e3
+                    ),
+                    (Err(e), _) => warn!("estimate failed: {e}"),
+                    _ => {}
+                }
+                let _ = p.reply.send(answer);
+            }
+        }
+    }
+
+    fn finish_estimate(
+        &mut self,
+        result: Result<workers::EstimateOutput, JobError>,
+        target: Option<&LearnTarget>,
+        elapsed: Duration,
+    ) -> Reply {
+        let out = result.map_err(|e| match e {
+            JobError::ModelUnavailable(m) => ApiError::ModelUnavailable(format!("the estimator is unavailable: {m}")),
+            JobError::Input(m) => ApiError::InvalidInput(m),
+            JobError::Failed(m) => ApiError::Failed(m),
+        })?;
+        let bands: Vec<BandSettings> = out
+            .bands
+            .iter()
+            .map(|b| BandSettings {
+                threshold_db: b.threshold_db as f64,
+                ratio: b.ratio as f64,
+                attack_ms: b.attack_ms as f64,
+                release_ms: b.release_ms as f64,
+                makeup_db: b.makeup_db as f64,
+                knee_db: b.knee_db as f64,
+            })
+            .collect();
+        let applied = match target {
+            Some(t) => {
+                let status = self.status_info();
+                let applied = Answerer { controller: &mut self.controller, status, presets: &self.presets }
+                    .apply_estimate(t, &bands)?;
+                if let Some(b) = &self.backend {
+                    b.set_latency(self.controller.latency_samples());
+                }
+                self.state_dirty = true;
+                applied
+            }
+            None => Vec::new(),
+        };
+        Ok(Answer::Estimated(Estimated { bands, applied, seconds: out.seconds, worker_ms: elapsed.as_secs_f64() * 1e3 }))
+    }
+
+    fn model_status(&self) -> Vec<ModelStatus> {
+        ModelKind::ALL
+            .iter()
+            .map(|m| {
+                let h = self.models.get(m).cloned().unwrap_or(Health::Loading);
+                ModelStatus { name: m.name().to_string(), state: h.state().to_string(), detail: h.detail() }
+            })
+            .collect()
     }
 
     /// One D-Bus request, answered over the controller; a change that worked marks the state for saving.
@@ -219,6 +392,10 @@ impl Service {
         let status = self.status_info();
         let answer = Answerer { controller: &mut self.controller, status, presets: &self.presets }.answer(req);
         let answer = match answer {
+            Ok(Answer::Status(mut st)) => {
+                st.models = self.model_status();
+                Ok(Answer::Status(st))
+            }
             Ok(Answer::Reload) => {
                 notify::reloading();
                 let r = self.reload_config();
@@ -361,6 +538,7 @@ impl Service {
                 if !restart_only.is_empty() {
                     running.engine = self.config.engine.clone();
                     running.ports = self.config.ports.clone();
+                    running.models = self.config.models.clone();
                 }
                 self.config = running;
                 self.digest = digest;
@@ -467,6 +645,12 @@ impl Service {
         self.watchdog = None;
         // No new requests while the audio stops; the bus name is released for a successor.
         self.dbus = None;
+        // Clients still waiting for an estimate are told, not left to time out.
+        for (_, p) in self.pending.drain() {
+            let _ = p.reply.send(Err(ApiError::Failed("the daemon is stopping".into())));
+        }
+        // Joins the workers (each finishes the job it holds); their sessions are dropped there.
+        self.workers = None;
         if let Some(b) = self.backend.take() {
             let name = b.name();
             // The engine comes back here, off the RT thread, and is dropped with its nodes.
@@ -530,6 +714,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.ports.connect != new.ports.connect {
         out.push("[ports.connect]");
+    }
+    if old.models != new.models {
+        out.push("[models]");
     }
     out
 }
