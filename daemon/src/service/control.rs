@@ -312,7 +312,7 @@ impl Service {
                 let answer = self.finish_estimate(result, p.target.as_ref(), done.elapsed);
                 match (&answer, &p.target) {
                     (Ok(Answer::Estimated(e)), Some(t)) => info!(
-                        "learn {}: {} band(s) estimated from {:.1} s of audio and applied; worker {:.1} ms,                          request {:.1} ms",
+                        "learn {}: {} band(s) estimated from {:.1} s of audio and applied; worker {:.1} ms, request {:.1} ms",
                         t.node,
                         e.bands.len(),
                         e.seconds,

@@ -101,7 +101,8 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Starts `settings.workers` threads named `ballast-worker-N`. Each loads its models before taking
+    /// Starts `settings.workers` threads named `ballast-infer-N` (15 bytes: Linux keeps no more of a
+    /// thread's name). Each loads its models before taking
     /// jobs and reports their health on the returned receiver. Threads inherit the caller's signal mask:
     /// start the pool after the daemon blocked its signals.
     pub fn start(settings: &ModelsSettings) -> std::io::Result<(Pool, Receiver<Event>)> {
@@ -111,7 +112,7 @@ impl Pool {
         for index in 1..=settings.workers.max(1) {
             let (jobs, events, settings) = (jobs_rx.clone(), events_tx.clone(), settings.clone());
             let t = std::thread::Builder::new()
-                .name(format!("ballast-worker-{index}"))
+                .name(format!("ballast-infer-{index}"))
                 .spawn(move || worker(index, &settings, &jobs, &events))?;
             threads.push(t);
         }
