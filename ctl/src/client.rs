@@ -45,6 +45,7 @@ pub trait Daemon1 {
     fn meters(&self) -> zbus::Result<HashMap<String, HashMap<String, f64>>>;
     fn subscribe_meters(&self, rate_hz: f64) -> zbus::Result<()>;
     fn unsubscribe_meters(&self) -> zbus::Result<()>;
+    fn learn(&self, node: &str, dry: &str, wet: &str) -> zbus::Result<HashMap<String, f64>>;
 }
 
 #[zbus::proxy(interface = "org.ballast.Node1", default_service = "org.ballast.Daemon1", assume_defaults = false)]

@@ -116,8 +116,13 @@ pub fn status(client: &Client, json: bool) -> Result<String, CtlError> {
             "version",
             "nodes",
         ];
-        let map: serde_json::Map<String, Value> =
+        let mut map: serde_json::Map<String, Value> =
             KEYS.iter().map(|k| (k.to_string(), st.get(*k).map(client::json).unwrap_or(Value::Null))).collect();
+        let models: serde_json::Map<String, Value> = models(&st)
+            .into_iter()
+            .map(|(name, state, detail)| (name, serde_json::json!({ "state": state, "detail": detail })))
+            .collect();
+        map.insert("models".into(), Value::Object(models));
         return Ok(pretty(&Value::Object(map)));
     }
     let up = n("uptime_s");
@@ -146,7 +151,28 @@ pub fn status(client: &Client, json: bool) -> Result<String, CtlError> {
         ("version", s("version")),
         ("nodes", format_number(n("nodes"))),
     ];
-    Ok(rows.iter().map(|(k, v)| format!("{k:<12} {v}\n")).collect())
+    let mut out: String = rows.iter().map(|(k, v)| format!("{k:<12} {v}\n")).collect();
+    for (name, state, detail) in models(&st) {
+        let label = format!("model {name}");
+        if detail.is_empty() {
+            out.push_str(&format!("{label:<12} {state}\n"));
+        } else {
+            out.push_str(&format!("{label:<12} {state}: {detail}\n"));
+        }
+    }
+    Ok(out)
+}
+
+/// `Status`'s `models` (`a{s(ss)}`): (name, state, detail), sorted by name; empty from a daemon
+/// without models.
+fn models(st: &HashMap<String, zbus::OwnedVariant>) -> Vec<(String, String, String)> {
+    let Some(v) = st.get("models") else { return Vec::new() };
+    let Ok(map) = HashMap::<String, (String, String)>::try_from(v.try_clone().unwrap_or_else(|_| v.clone())) else {
+        return Vec::new();
+    };
+    let mut list: Vec<(String, String, String)> = map.into_iter().map(|(k, (s, d))| (k, s, d)).collect();
+    list.sort();
+    list
 }
 
 pub fn list_nodes(client: &Client, d: &Daemon1Proxy<'static>) -> Result<Vec<NodeEntry>, CtlError> {

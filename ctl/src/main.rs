@@ -4,6 +4,7 @@
 mod apply;
 mod client;
 mod commands;
+mod estimate;
 mod events;
 mod measure;
 mod meters;
@@ -19,13 +20,13 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  success
   1  the daemon refused the request; the message starts with the error's kind (UnknownNode,
-     UnknownParam, OutOfRange, InvalidGraph, Busy, InvalidName, ModelUnavailable, Failed, or the
-     bus's AccessDenied)
+     UnknownParam, OutOfRange, InvalidGraph, Busy, InvalidName, ModelUnavailable, WrongKind,
+     InvalidInput, Failed, or the bus's AccessDenied)
   2  wrong command line or input: unknown option, a value with the wrong unit, a graph file that
      does not parse (measure: a missing, unreadable or unsupported WAV file)
   3  no daemon: the bus cannot be reached or nobody owns org.ballast.Daemon1 (start ballastd)
   4  I/O: reading a file or writing the output failed
-(measure has its own: see `ballastctl measure --help`)
+(measure and estimate have their own: see their --help)
 
 Errors are one line on stderr: `ballastctl: <what went wrong>`.";
 
@@ -59,6 +60,30 @@ What the numbers mean:
 
 Silence (nothing above −70 LUFS) reads -inf (null in JSON); so does the loudness range then.";
 
+const ESTIMATE_ABOUT: &str = "\
+Estimates the compressor settings that turned DRY into WET, offline: no daemon is needed. The
+estimator (a siamese network, models/MODEL_CARD.md) runs here through ONNX Runtime.
+
+DRY and WET: WAV files of the same sample rate, channel count (mono or stereo) and length: WET is
+DRY processed by a compressor, sample for sample. With --crossovers the pair is split at those
+frequencies (as a multiband node splits) and each band is estimated: N crossovers give N + 1 bands.
+
+Prints per band: threshold (dB), ratio, attack and release (ms), makeup gain (dB), knee width (dB).
+The estimator reports no confidence: `confidence` is null in JSON.
+
+ONNX Runtime: --onnxruntime, else ORT_DYLIB_PATH, else ~/.cache/ballast/onnxruntime/1.31.1/ (filled
+by `make onnxruntime`), else /usr/local/lib and /usr/lib. The model: --model, else estimator.onnx in
+$XDG_DATA_HOME/ballast/models, /usr/local/share/ballast/models, /usr/share/ballast/models, then the
+source tree's models/.";
+
+const ESTIMATE_EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  ONNX Runtime or the model cannot be loaded (the message says where it looked), or inference failed
+  2  bad input: a missing, unreadable or unsupported WAV file, files that do not match, crossovers
+     that do not rise; also a wrong command line
+  4  writing the result failed";
+
 const AFTER_HELP: &str = "\
 Bus: the session bus by default (DBUS_SESSION_BUS_ADDRESS), --system for the system bus, or
 --address ADDR for any other. JSON field names are documented in ctl/README.md and stay stable.";
@@ -82,11 +107,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// The daemon's state: backend, sample rate, block size, latency, DSP load, xruns, uptime, version.
+    /// The daemon's state: backend, sample rate, block size, latency, DSP load, xruns, uptime, version,
+    /// model health.
     #[command(after_help = AFTER_HELP)]
     Status {
         /// Print JSON: backend, sample_rate_hz, block_size, latency_samples, graph_latency_samples,
-        /// latency_ms, dsp_load_percent, xruns, uptime_s, version, nodes.
+        /// latency_ms, dsp_load_percent, xruns, uptime_s, version, nodes, models ({NAME: {state,
+        /// detail}}).
         #[arg(long)]
         json: bool,
     },
@@ -189,6 +216,47 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Estimates the compressor settings that turned DRY into WET, offline (no daemon).
+    #[command(long_about = ESTIMATE_ABOUT, after_help = ESTIMATE_EXIT_CODES)]
+    Estimate {
+        /// The unprocessed WAV file.
+        #[arg(long, value_name = "DRY.wav")]
+        dry: PathBuf,
+        /// The same audio after the compressor.
+        #[arg(long, value_name = "WET.wav")]
+        wet: PathBuf,
+        /// Split frequencies in Hz, low to high, comma-separated (e.g. 200,2000,8000): one estimate per
+        /// band. Without: one band.
+        #[arg(long, value_delimiter = ',', value_name = "HZ,HZ,...")]
+        crossovers: Vec<f64>,
+        /// Print JSON: {"bands": [{threshold_db, ratio, attack_ms, release_ms, makeup_db, knee_db}…],
+        /// "confidence": null}.
+        #[arg(long)]
+        json: bool,
+        /// The estimator model (.onnx) instead of the default search.
+        #[arg(long, value_name = "PATH")]
+        model: Option<PathBuf>,
+        /// The ONNX Runtime library (libonnxruntime.so) instead of the default search.
+        #[arg(long, value_name = "PATH")]
+        onnxruntime: Option<PathBuf>,
+    },
+    /// Estimates a running compressor or multiband node's settings from a dry/wet pair and applies
+    /// them in one transaction (the daemon reads the files and runs the model).
+    #[command(after_help = AFTER_HELP)]
+    Learn {
+        /// The node: a compressor, or a multiband (estimated per band at its own crossovers).
+        node: String,
+        /// The unprocessed WAV file (readable by the daemon).
+        #[arg(long, value_name = "DRY.wav")]
+        dry: PathBuf,
+        /// The same audio after the compressor whose settings the node should take.
+        #[arg(long, value_name = "WET.wav")]
+        wet: PathBuf,
+        /// Print JSON: {"node", "bands": [{threshold_db, ratio, attack_ms, release_ms, makeup_db,
+        /// knee_db}…], "confidence": null, "applied": {KEY: value}}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Measure integrated loudness, loudness range, true peak and more of a WAV file (EBU R128).
     #[command(long_about = MEASURE_ABOUT, after_help = MEASURE_EXIT_CODES)]
     Measure {
@@ -227,6 +295,9 @@ fn main() -> ExitCode {
     let target = client::Target { system: cli.system, address: cli.address.clone(), dest: cli.dest.clone() };
     let result = match cli.command {
         Command::Measure { file, json } => return measure_command(&file, json),
+        Command::Estimate { dry, wet, crossovers, json, model, onnxruntime } => {
+            estimate::estimate(&dry, &wet, &crossovers, json, model.as_deref(), onnxruntime.as_deref())
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();
@@ -285,7 +356,8 @@ fn run(c: &client::Client, command: Command) -> Result<String, client::CtlError>
         }
         Command::Meters { watch: false, json, .. } => meters::once(c, json),
         Command::Events { count, json } => events::watch(c, count, json).map(|()| String::new()),
-        Command::Measure { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Learn { node, dry, wet, json } => estimate::learn(c, &node, &dry, &wet, json),
+        Command::Measure { .. } | Command::Estimate { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled before connecting")
         }
     }
