@@ -2,7 +2,7 @@
 //!
 //! `ballastd [--config FILE]` runs the server (JACK or ALSA, see `ballastd::service`); the subcommands
 //! are tools: `check` (validate a config), `render` (the offline backend: a WAV file through the
-//! graph) and `config-docs` (regenerate the node-kind part of `config/README.md`).
+//! graph) and `config-docs` (regenerate the node-kind and `[models]` parts of `config/README.md`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -147,7 +147,8 @@ enum Command {
         #[arg(long, value_name = "FORMAT", default_value = "f32", value_parser = ["f32", "s16", "s24"])]
         format: String,
     },
-    /// Print the node-kind reference of config/README.md, generated from the node descriptors.
+    /// Print the node-kind and `[models]` reference of config/README.md, generated from the node
+    /// descriptors and the daemon's search paths.
     ///
     /// With `--write README`, replace the generated part of that file in place instead.
     ConfigDocs {
@@ -355,7 +356,7 @@ mod interrupt {
 
 fn config_docs(write: Option<PathBuf>) -> ExitCode {
     let Some(path) = write else {
-        print!("{}", docs::node_kinds_markdown());
+        print!("{}\n## `[models]`\n\n{}", docs::node_kinds_markdown(), docs::models_markdown());
         return ExitCode::SUCCESS;
     };
     let result = std::fs::read_to_string(&path).map_err(|e| e.to_string()).and_then(|text| {

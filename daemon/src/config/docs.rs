@@ -16,6 +16,11 @@ pub const BEGIN: &str =
 /// Last line of the generated part of the README.
 pub const END: &str = "<!-- END GENERATED: node kinds -->";
 
+/// First and last lines of the generated `[models]` part of the README.
+pub const MODELS_BEGIN: &str =
+    "<!-- BEGIN GENERATED: models. Do not edit; run `cargo run -p ballastd -- config-docs --write config/README.md` -->";
+pub const MODELS_END: &str = "<!-- END GENERATED: models -->";
+
 /// Band count used to show a multiband's per-band defaults (the broadcast layout).
 const EXAMPLE_BANDS: usize = 4;
 
@@ -31,12 +36,58 @@ pub fn node_kinds_markdown() -> String {
     md
 }
 
-/// `readme` with the text between [`BEGIN`] and [`END`] replaced by [`node_kinds_markdown`];
-/// `None` when the markers are missing.
+/// `readme` with the text between [`BEGIN`] and [`END`] replaced by [`node_kinds_markdown`], and
+/// between [`MODELS_BEGIN`] and [`MODELS_END`] (when present) by [`models_markdown`]; `None` when the
+/// node-kind markers are missing.
 pub fn splice(readme: &str) -> Option<String> {
-    let start = readme.find(BEGIN)? + BEGIN.len();
-    let end = start + readme[start..].find(END)?;
-    Some(format!("{}\n{}{}", &readme[..start], node_kinds_markdown(), &readme[end..]))
+    let spliced = splice_between(readme, BEGIN, END, &node_kinds_markdown())?;
+    Some(splice_between(&spliced, MODELS_BEGIN, MODELS_END, &models_markdown()).unwrap_or(spliced))
+}
+
+fn splice_between(text: &str, begin: &str, end: &str, body: &str) -> Option<String> {
+    let start = text.find(begin)? + begin.len();
+    let stop = start + text[start..].find(end)?;
+    Some(format!("{}\n{}{}", &text[..start], body, &text[stop..]))
+}
+
+/// The `[models]` keys, their defaults and the places searched, from the constants the daemon uses.
+pub fn models_markdown() -> String {
+    use ballast_models::runtime::{ENV_VAR, ONNXRUNTIME_VERSION, SYSTEM_DIRS};
+    use crate::workers::{ESTIMATOR_FILE, SYSTEM_MODEL_DIRS};
+    let (lo, hi) = super::MODEL_WORKERS;
+    let mut md = String::new();
+    md.push_str("| key | type | range | default | meaning |\n|---|---|---|---|---|\n");
+    let _ = writeln!(
+        md,
+        "| `onnxruntime` | string (path) | a file | searched, see below | The ONNX Runtime {ONNXRUNTIME_VERSION} shared \
+         library (`libonnxruntime.so.{ONNXRUNTIME_VERSION}`). |"
+    );
+    let _ = writeln!(
+        md,
+        "| `estimator` | string (path) | a file | searched, see below | The compressor-settings estimator model \
+         (`{ESTIMATOR_FILE}`), used by `Learn`/`Estimate` over D-Bus. |"
+    );
+    let _ = writeln!(
+        md,
+        "| `workers` | integer | {lo}..{hi} | 1 | Inference worker threads (ordinary threads at nice 10, never the \
+         audio thread; one ONNX Runtime intra-op thread each, spinning off). |"
+    );
+    let system: Vec<String> = SYSTEM_DIRS.iter().map(|d| format!("`{d}/libonnxruntime.so*`")).collect();
+    let _ = writeln!(
+        md,
+        "\nWithout `onnxruntime`: `${ENV_VAR}`, then the cache `make onnxruntime` fills \
+         (`${{XDG_CACHE_HOME:-~/.cache}}/ballast/onnxruntime/{ONNXRUNTIME_VERSION}/libonnxruntime.so.{ONNXRUNTIME_VERSION}`), \
+         then {}. A configured path that does not exist is an error, never replaced by another library.",
+        system.join(" and ")
+    );
+    let dirs: Vec<String> = SYSTEM_MODEL_DIRS.iter().map(|d| format!("`{d}/`")).collect();
+    let _ = writeln!(
+        md,
+        "\nWithout `estimator`: `{ESTIMATOR_FILE}` in `${{XDG_DATA_HOME:-~/.local/share}}/ballast/models/`, then {}, \
+         then the source tree the daemon was built from (`models/{ESTIMATOR_FILE}`, for a checkout).",
+        dirs.join(", ")
+    );
+    md
 }
 
 fn kind_section(md: &mut String, kind: &KindEntry) {

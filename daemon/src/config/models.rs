@@ -70,3 +70,43 @@ pub(crate) fn models(sink: &mut Sink<'_>, e: &Entry<'_>, file: &str) -> ModelsSe
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+
+    fn errors(text: &str) -> Vec<String> {
+        parse(text, "t.toml").err().expect("refused").diagnostics.iter().map(|d| d.to_string()).collect()
+    }
+
+    #[test]
+    fn defaults_when_absent_and_values_when_set() {
+        assert_eq!(parse("", "t.toml").unwrap().models, ModelsSettings::default());
+        let c = parse("[models]\nonnxruntime = \"/opt/ort.so\"\nestimator = \"/m/e.onnx\"\nworkers = 2\n", "t.toml")
+            .unwrap();
+        assert_eq!(c.models.onnxruntime.as_deref(), Some(Path::new("/opt/ort.so")));
+        assert_eq!(c.models.estimator.as_deref(), Some(Path::new("/m/e.onnx")));
+        assert_eq!(c.models.workers, 2);
+    }
+
+    #[test]
+    fn relative_paths_are_next_to_the_config() {
+        let dir = std::env::temp_dir();
+        let file = dir.join("ballast-models-test.toml");
+        let c = parse("[models]\nestimator = \"m/e.onnx\"\n", file.to_str().unwrap()).unwrap();
+        assert_eq!(c.models.estimator, Some(dir.join("m/e.onnx")));
+    }
+
+    #[test]
+    fn bad_values_are_located_errors() {
+        let e = errors("[models]\nworkers = 0\nestimator = 3\nonnxruntim = \"x\"\nonnxruntime = \"\"\n");
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert_eq!(e[0], "t.toml:2:11: error: workers = 0 is out of range 1..8");
+        assert!(e[1].starts_with("t.toml:3:13: error: wrong type: `estimator` must be a string"), "{}", e[1]);
+        assert!(e[2].starts_with("t.toml:4:1: error: unknown key `onnxruntim` in [models]; did you mean `onnxruntime`?"), "{}", e[2]);
+        assert!(e[3].starts_with("t.toml:5:15: error: onnxruntime must be a file path"), "{}", e[3]);
+        let e = errors("[model]\n");
+        assert!(e[0].contains("did you mean `models`?"), "{e:?}");
+    }
+}

@@ -26,7 +26,9 @@ use tracing::{debug, info, warn};
 
 pub use audio::{read_pair, AudioPair, MAX_SECONDS};
 pub use estimate::{EstimateJob, EstimateOutput};
-pub use models::{estimator_candidates, locate_estimator, Health, ModelKind, Models, ESTIMATOR_FILE};
+pub use models::{
+    estimator_candidates, locate_estimator, Health, ModelKind, Models, ESTIMATOR_FILE, SYSTEM_MODEL_DIRS,
+};
 
 use crate::config::ModelsSettings;
 

@@ -11,6 +11,9 @@ use crate::config::ModelsSettings;
 /// The estimator's file name in every directory searched.
 pub const ESTIMATOR_FILE: &str = "estimator.onnx";
 
+/// System-wide model directories, searched after the user's (`$XDG_DATA_HOME/ballast/models`).
+pub const SYSTEM_MODEL_DIRS: [&str; 2] = ["/usr/local/share/ballast/models", "/usr/share/ballast/models"];
+
 /// The models the daemon knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelKind {
@@ -118,8 +121,7 @@ pub fn estimator_candidates() -> Vec<PathBuf> {
     if let Some(d) = data {
         dirs.push(d.join("ballast/models"));
     }
-    dirs.push(PathBuf::from("/usr/local/share/ballast/models"));
-    dirs.push(PathBuf::from("/usr/share/ballast/models"));
+    dirs.extend(SYSTEM_MODEL_DIRS.iter().map(PathBuf::from));
     dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models"));
     dirs.into_iter()
         .map(|d| {
