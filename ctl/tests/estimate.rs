@@ -1,9 +1,13 @@
 //! `ballastctl estimate`, offline, end to end: real music (a wesnoth track decoded by ffmpeg), compressed
 //! by ballast's own compressor (the DSP crate, as the daemon runs it), the committed estimator run by
-//! the real `ballastctl` binary through the real ONNX Runtime library. No daemon.
+//! the real `ballastctl` binary through the real ONNX Runtime library. No daemon. And `learn` through
+//! the real `ballastd` binary on a JACK dummy server and a private bus.
+
+mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use ballast_audiofile::{SampleFormat, WavStream, WavWriter};
 use ballast_dsp::registry::{self, Shape};
@@ -146,4 +150,158 @@ fn bad_input_and_a_missing_model_are_one_line_errors() {
     std::fs::write(&corrupt, b"not a model").unwrap();
     fails(&["estimate", "--dry", d, "--wet", w, "--model", corrupt.to_str().unwrap()], 1, "corrupt.onnx");
     fails(&["estimate", "--dry", d, "--wet", w, "--model", "/nonexistent/estimator.onnx"], 1, "no such file");
+}
+
+/// Stops a child with SIGTERM (SIGKILL after 10 s) when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of a child this test started.
+        unsafe {
+            libc::kill(self.0.id() as i32, libc::SIGTERM);
+        }
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let t = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ballastd` next to `ballastctl`, built with the test profile (see ctl/tests/ballastd.rs for why).
+fn ballastd_binary() -> PathBuf {
+    let bin = PathBuf::from(BIN).with_file_name("ballastd");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let ok = Command::new(cargo)
+        .args(["build", "-q", "--profile", "test", "-p", "ballastd", "--bin", "ballastd"])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("cargo runs")
+        .success();
+    assert!(ok && bin.exists(), "cargo build -p ballastd failed");
+    bin
+}
+
+#[test]
+fn learn_applies_an_estimate_to_the_running_daemon() {
+    let bin = ballastd_binary();
+    let dir = scratch("ctl-learn");
+    let (_dry, _wet) = pair(&dir, &[("threshold_db", -26.0), ("ratio", 4.0), ("attack_ms", 10.0)]);
+    let jack_name = format!("bctl-learn-{}", std::process::id());
+    let _jack = Guard(
+        Command::new("jackd")
+            .args(["-n", &jack_name, "-d", "dummy", "-r", "48000", "-p", "256"])
+            .env("JACK_NO_START_SERVER", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("jackd runs"),
+    );
+    poll("jackd", || {
+        Command::new("jack_lsp")
+            .env("JACK_DEFAULT_SERVER", &jack_name)
+            .env("JACK_NO_START_SERVER", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()
+            .filter(|s| s.success())
+    });
+    let bus = common::Bus::start();
+    let ort = ballast_models::runtime::locate(None).expect("ONNX Runtime (make onnxruntime)").0;
+    let cfg = dir.join("ballast.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[engine]\nbackend = \"jack\"\nclient_name = \"bctl-learn\"\n[ports]\naudio_out = [\"out_l\", \"out_r\"]\n\
+             [nodes.src]\nkind = \"noise\"\n[nodes.comp]\nkind = \"compressor\"\n[nodes.mb]\nkind = \"multiband\"\n\
+             crossovers_hz = [200, 2000, 8000]\n[nodes.lim]\nkind = \"limiter\"\n\
+             [links]\nchain = [\"src\", \"comp\", \"mb\", \"lim\", \"out\"]\n\
+             [models]\nonnxruntime = \"{}\"\n",
+            ort.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.join("ballastd.log");
+    let _daemon = Guard(
+        Command::new(&bin)
+            .args(["--config", cfg.to_str().unwrap()])
+            .env("HOME", &dir)
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .env("JACK_DEFAULT_SERVER", &jack_name)
+            .env("JACK_NO_START_SERVER", "1")
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env("RUST_LOG", "info")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("ballastd starts"),
+    );
+    let daemon_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    let st = poll("the estimator's health", || {
+        let r = common::ctl(&bus, &["status", "--json"]);
+        (r.code == 0).then(|| r.json()).filter(|j| j["models"]["estimator"]["state"] != "loading")
+    });
+    assert_eq!(st["models"]["estimator"]["state"], "ready", "{st}\n{}", daemon_log());
+    let text = common::ctl(&bus, &["status"]);
+    assert!(text.out().contains("model estimator ready: "), "{}", text.out());
+
+    // Relative paths, from the test's directory: ballastctl makes them absolute for the daemon.
+    let learn = |args: &[&str]| {
+        let o = common::ballastctl()
+            .args(args)
+            .current_dir(&dir)
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .output()
+            .unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (code, out, err) = learn(&["learn", "comp", "--dry", "dry.wav", "--wet", "wet.wav", "--json"]);
+    assert_eq!(code, 0, "{err}\n{}", daemon_log());
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["node"], "comp");
+    assert!(j["confidence"].is_null());
+    check_bands(&json_of_bands(&j), 1);
+    let ratio = j["applied"]["ratio"].as_f64().unwrap();
+    let now = common::ctl(&bus, &["get", "comp.ratio", "--json"]).json()["value"].as_f64().unwrap();
+    assert!((now - ratio).abs() < 1e-3 * ratio, "get {now}, learn said {ratio}");
+
+    let (code, out, err) = learn(&["learn", "mb", "--dry", "dry.wav", "--wet", "wet.wav", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    check_bands(&json_of_bands(&j), 4);
+    assert_eq!(j["applied"].as_object().unwrap().len(), 24);
+    let (code, out, _) = learn(&["learn", "mb", "--dry", "dry.wav", "--wet", "wet.wav"]);
+    assert!(code == 0 && out.starts_with("mb: applied") && out.lines().count() == 6, "{out}");
+
+    let (code, _, err) = learn(&["learn", "lim", "--dry", "dry.wav", "--wet", "wet.wav"]);
+    assert!(code == 1 && err.starts_with("ballastctl: WrongKind: ") && err.contains("limiter"), "{err}");
+    let (code, _, err) = learn(&["learn", "comp", "--dry", "dry.wav", "--wet", "nope.wav"]);
+    assert!(code == 1 && err.starts_with("ballastctl: InvalidInput: ") && err.contains("nope.wav"), "{err}");
+}
+
+/// `learn --json` without its `node` and `applied`: the shape `estimate --json` has.
+fn json_of_bands(j: &Value) -> Value {
+    serde_json::json!({ "bands": j["bands"], "confidence": j["confidence"] })
 }
