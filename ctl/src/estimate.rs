@@ -233,8 +233,7 @@ pub fn learn(client: &Client, node: &str, dry: &Path, wet: &Path, json: bool) ->
         let out = json!({ "node": node, "bands": list, "confidence": Value::Null, "applied": applied });
         return Ok(format!("{}\n", serde_json::to_string_pretty(&out).unwrap_or_default()));
     }
-    let rows: Vec<[f64; 6]> =
-        bands.values().map(|b| KEYS.map(|k| b.get(k).copied().unwrap_or(f64::NAN))).collect();
+    let rows: Vec<[f64; 6]> = bands.values().map(|b| KEYS.map(|k| b.get(k).copied().unwrap_or(f64::NAN))).collect();
     Ok(format!("{node}: applied\n{}", table(&rows)))
 }
 

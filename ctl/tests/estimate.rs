@@ -145,7 +145,11 @@ fn bad_input_and_a_missing_model_are_one_line_errors() {
     assert!(ok);
     fails(&["estimate", "--dry", d, "--wet", short.to_str().unwrap()], 2, "do not match");
     fails(&["estimate", "--dry", d, "--wet", w, "--crossovers", "2000,200"], 2, "must rise");
-    fails(&["estimate", "--dry", d, "--wet", w, "--onnxruntime", "/nonexistent/libonnxruntime.so"], 1, "/nonexistent/libonnxruntime.so");
+    fails(
+        &["estimate", "--dry", d, "--wet", w, "--onnxruntime", "/nonexistent/libonnxruntime.so"],
+        1,
+        "/nonexistent/libonnxruntime.so",
+    );
     let corrupt = dir.join("corrupt.onnx");
     std::fs::write(&corrupt, b"not a model").unwrap();
     fails(&["estimate", "--dry", d, "--wet", w, "--model", corrupt.to_str().unwrap()], 1, "corrupt.onnx");
@@ -275,7 +279,11 @@ fn learn_applies_an_estimate_to_the_running_daemon() {
             .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
             .output()
             .unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).to_string(), String::from_utf8_lossy(&o.stderr).to_string())
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+        )
     };
     let (code, out, err) = learn(&["learn", "comp", "--dry", "dry.wav", "--wet", "wet.wav", "--json"]);
     assert_eq!(code, 0, "{err}\n{}", daemon_log());

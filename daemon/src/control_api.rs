@@ -466,9 +466,11 @@ impl Answerer<'_> {
         for (b, band) in bands.iter().enumerate() {
             for (key, value) in band.entries() {
                 let key = if kind == "multiband" { format!("band{}.{key}", b + 1) } else { key.to_string() };
-                let id = keys.iter().find(|(k, _)| *k == key).map(|&(_, id)| id).ok_or_else(|| {
-                    ApiError::Failed(format!("node kind {kind} has no parameter {key}"))
-                })?;
+                let id = keys
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|&(_, id)| id)
+                    .ok_or_else(|| ApiError::Failed(format!("node kind {kind} has no parameter {key}")))?;
                 let p = desc.param(id).ok_or_else(|| ApiError::Failed(format!("no descriptor for {key}")))?;
                 let v = (value as f32).clamp(p.min, p.max);
                 match node.params.iter_mut().find(|(i, _)| *i == id) {

@@ -52,8 +52,8 @@ fn splice_between(text: &str, begin: &str, end: &str, body: &str) -> Option<Stri
 
 /// The `[models]` keys, their defaults and the places searched, from the constants the daemon uses.
 pub fn models_markdown() -> String {
-    use ballast_models::runtime::{ENV_VAR, ONNXRUNTIME_VERSION, SYSTEM_DIRS};
     use crate::workers::{ESTIMATOR_FILE, SYSTEM_MODEL_DIRS};
+    use ballast_models::runtime::{ENV_VAR, ONNXRUNTIME_VERSION, SYSTEM_DIRS};
     let (lo, hi) = super::MODEL_WORKERS;
     let mut md = String::new();
     md.push_str("| key | type | range | default | meaning |\n|---|---|---|---|---|\n");

@@ -42,7 +42,10 @@ pub(crate) fn models(sink: &mut Sink<'_>, e: &Entry<'_>, file: &str) -> ModelsSe
             "onnxruntime" | "estimator" => {
                 let Some(text) = value::string(sink, &entry) else { continue };
                 if text.trim().is_empty() || text.contains('\0') {
-                    sink.error(span, format!("{} must be a file path (absolute, or relative to the config)", entry.key));
+                    sink.error(
+                        span,
+                        format!("{} must be a file path (absolute, or relative to the config)", entry.key),
+                    );
                     continue;
                 }
                 let p = PathBuf::from(text);
@@ -77,7 +80,7 @@ mod tests {
     use crate::config::parse;
 
     fn errors(text: &str) -> Vec<String> {
-        parse(text, "t.toml").err().expect("refused").diagnostics.iter().map(|d| d.to_string()).collect()
+        parse(text, "t.toml").expect_err("refused").diagnostics.iter().map(|d| d.to_string()).collect()
     }
 
     #[test]
@@ -104,7 +107,11 @@ mod tests {
         assert_eq!(e.len(), 4, "{e:?}");
         assert_eq!(e[0], "t.toml:2:11: error: workers = 0 is out of range 1..8");
         assert!(e[1].starts_with("t.toml:3:13: error: wrong type: `estimator` must be a string"), "{}", e[1]);
-        assert!(e[2].starts_with("t.toml:4:1: error: unknown key `onnxruntim` in [models]; did you mean `onnxruntime`?"), "{}", e[2]);
+        assert!(
+            e[2].starts_with("t.toml:4:1: error: unknown key `onnxruntim` in [models]; did you mean `onnxruntime`?"),
+            "{}",
+            e[2]
+        );
         assert!(e[3].starts_with("t.toml:5:15: error: onnxruntime must be a file path"), "{}", e[3]);
         let e = errors("[model]\n");
         assert!(e[0].contains("did you mean `models`?"), "{e:?}");

@@ -117,7 +117,11 @@ impl Daemon {
         match self.shared.ask_within(Request::Learn { node: node.clone(), dry, wet }, MODEL_REPLY_TIMEOUT).await? {
             Answer::Estimated(e) => {
                 for (param, value) in &e.applied {
-                    self.shared.note(Notification::ParamChanged { node: node.clone(), param: param.clone(), value: *value });
+                    self.shared.note(Notification::ParamChanged {
+                        node: node.clone(),
+                        param: param.clone(),
+                        value: *value,
+                    });
                 }
                 Ok(e.applied.into_iter().collect())
             }

@@ -269,11 +269,12 @@ impl Service {
         let (job, target) = match req {
             Request::Learn { node, dry, wet } => {
                 let status = self.status_info();
-                let target =
-                    match (Answerer { controller: &mut self.controller, status, presets: &self.presets }).learn_target(&node) {
-                        Ok(t) => t,
-                        Err(e) => return Some(Err(e)),
-                    };
+                let target = match (Answerer { controller: &mut self.controller, status, presets: &self.presets })
+                    .learn_target(&node)
+                {
+                    Ok(t) => t,
+                    Err(e) => return Some(Err(e)),
+                };
                 let job = EstimateJob { dry: dry.into(), wet: wet.into(), crossovers_hz: target.crossovers_hz.clone() };
                 (job, Some(target))
             }
@@ -370,7 +371,12 @@ impl Service {
             }
             None => Vec::new(),
         };
-        Ok(Answer::Estimated(Estimated { bands, applied, seconds: out.seconds, worker_ms: elapsed.as_secs_f64() * 1e3 }))
+        Ok(Answer::Estimated(Estimated {
+            bands,
+            applied,
+            seconds: out.seconds,
+            worker_ms: elapsed.as_secs_f64() * 1e3,
+        }))
     }
 
     fn model_status(&self) -> Vec<ModelStatus> {

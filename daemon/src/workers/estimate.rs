@@ -47,5 +47,11 @@ pub(crate) fn run(models: &mut Models, job: &EstimateJob) -> Result<EstimateOutp
         EstimateError::Model(m) => JobError::Failed(one_line(&m.to_string())),
         other => JobError::Input(one_line(&other.to_string())),
     })?;
-    Ok(EstimateOutput { bands: e.bands, seconds: pair.seconds(), sample_rate: pair.sample_rate, read, infer: t1.elapsed() })
+    Ok(EstimateOutput {
+        bands: e.bands,
+        seconds: pair.seconds(),
+        sample_rate: pair.sample_rate,
+        read,
+        infer: t1.elapsed(),
+    })
 }

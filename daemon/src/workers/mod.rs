@@ -86,7 +86,10 @@ pub struct Done {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// A model's health changed (at start, after loading).
-    Health { model: ModelKind, health: Health },
+    Health {
+        model: ModelKind,
+        health: Health,
+    },
     Done(Done),
 }
 
