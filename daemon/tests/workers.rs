@@ -299,6 +299,22 @@ fn learn_sets_running_nodes_as_one_transaction_while_audio_flows() {
     assert!(!ok && text.contains("org.ballast.Error.UnknownNode"), "{text}");
     assert_eq!(get(&bus, "comp", "threshold_db"), learned, "failed Learns change nothing");
 
+    // Estimate: settings per band without applying them; crossovers checked as a multiband's.
+    let (d_s, w_s) = (dry.to_str().unwrap(), wet.to_str().unwrap());
+    let bands = call(&bus, "Estimate", &["ssad", d_s, w_s, "3", "200", "2000", "8000"]).unwrap();
+    let bands = bands.as_array().expect("aa{sd}");
+    assert_eq!(bands.len(), 4, "{bands:?}");
+    assert!(bands.iter().all(|b| b.as_object().unwrap().len() == 6), "{bands:?}");
+    let (ok, text) = bus.dbus_send(&[
+        "/org/ballast/Daemon1",
+        "org.ballast.Daemon1.Estimate",
+        &format!("string:{d_s}"),
+        &format!("string:{w_s}"),
+        "array:double:2000,200",
+    ]);
+    assert!(!ok && text.contains("org.ballast.Error.InvalidInput") && text.contains("must rise"), "{text}");
+    assert_eq!(get(&bus, "comp", "threshold_db"), learned, "Estimate applies nothing");
+
     // Many at once: each one is applied or answered Busy (the queue holds a few), none is lost.
     let callers: Vec<_> = (0..8)
         .map(|_| {

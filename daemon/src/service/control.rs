@@ -279,6 +279,9 @@ impl Service {
                 (job, Some(target))
             }
             Request::Estimate { dry, wet, crossovers_hz } => {
+                if let Err(why) = check_crossovers(&crossovers_hz) {
+                    return Some(Err(ApiError::InvalidInput(why)));
+                }
                 (EstimateJob { dry: dry.into(), wet: wet.into(), crossovers_hz }, None)
             }
             other => return Some(self.answer(other)),
@@ -694,6 +697,21 @@ fn restore(store: &StateStore, config: &Config, digest: &str, name: &str) -> (Gr
         }
         LoadOutcome::None => (config.graph.clone(), Vec::new()),
     }
+}
+
+/// `Estimate`'s split frequencies: as a multiband takes them (20 Hz..20 kHz, rising, at most 5).
+fn check_crossovers(hz: &[f64]) -> Result<(), String> {
+    const RANGE: std::ops::RangeInclusive<f64> = 20.0..=20_000.0;
+    if hz.len() > 5 {
+        return Err(format!("{} crossovers; at most 5 (6 bands)", hz.len()));
+    }
+    if let Some(bad) = hz.iter().find(|f| !RANGE.contains(*f)) {
+        return Err(format!("crossover {bad} Hz is out of range 20..20000 Hz"));
+    }
+    if let Some(w) = hz.windows(2).find(|w| w[1] <= w[0]) {
+        return Err(format!("crossovers must rise: {} Hz then {} Hz", w[0], w[1]));
+    }
+    Ok(())
 }
 
 /// Settings a reload cannot change on a running backend.

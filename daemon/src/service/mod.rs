@@ -8,6 +8,7 @@
 //!  backend (JACK / ALSA) ──► BackendEvent ──┤
 //!                                           ▼
 //!                       control thread: Controller, state, notify
+//!  inference workers (crate::workers) ──► Event ──┘  (model health, finished Learn/Estimate jobs)
 //!  reclaimer (drops what the RT side retires) · watchdog (pings systemd while the RT side cycles)
 //! ```
 
