@@ -155,7 +155,10 @@ impl Drop for Pool {
 fn worker(index: usize, settings: &ModelsSettings, jobs: &Receiver<(JobId, Job)>, events: &Sender<Event>) {
     lower_priority();
     let t0 = Instant::now();
-    let mut models = Models::load(settings);
+    // A panic while loading (inside ONNX Runtime's bindings) must still leave a health report and a
+    // worker that answers every job, not one that silently died with jobs queued behind it.
+    let mut models = std::panic::catch_unwind(AssertUnwindSafe(|| Models::load(settings)))
+        .unwrap_or_else(|p| Models::failed(&format!("loading the models failed: {}", panic_text(&*p))));
     for (model, health) in models.health() {
         match &health {
             Health::Ready { path, runtime } => {
@@ -170,20 +173,21 @@ fn worker(index: usize, settings: &ModelsSettings, jobs: &Receiver<(JobId, Job)>
         let start = Instant::now();
         // A panic inside ONNX Runtime's bindings or a job must not leave a client waiting forever, nor
         // take the worker (and every later job) with it.
-        let output = std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut models, &job))).unwrap_or_else(|p| {
-            let why = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            failed(&job, format!("the worker failed on this job: {why}"))
-        });
+        let output = std::panic::catch_unwind(AssertUnwindSafe(|| run(&mut models, &job)))
+            .unwrap_or_else(|p| failed(&job, format!("the worker failed on this job: {}", panic_text(&*p))));
         debug!(id, worker = index, "job done in {:?}", start.elapsed());
         if events.send(Event::Done(Done { id, output, elapsed: start.elapsed(), worker: index })).is_err() {
             break;
         }
     }
     // `models` (the ONNX Runtime sessions) is dropped here, on this thread.
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 fn run(models: &mut Models, job: &Job) -> Output {

@@ -80,6 +80,11 @@ impl Models {
         Models { estimator: load_estimator(settings) }
     }
 
+    /// Every model unavailable for `reason` (loading itself failed).
+    pub fn failed(reason: &str) -> Models {
+        Models { estimator: Err(reason.to_string()) }
+    }
+
     /// Every model's health.
     pub fn health(&self) -> Vec<(ModelKind, Health)> {
         let estimator = match &self.estimator {
