@@ -86,7 +86,8 @@ enum Command {
     #[command(after_help = AFTER_HELP)]
     Status {
         /// Print JSON: backend, sample_rate_hz, block_size, latency_samples, graph_latency_samples,
-        /// latency_ms, dsp_load_percent, xruns, uptime_s, version, nodes.
+        /// latency_ms, dsp_load_percent, xruns, uptime_s, version, nodes. block_size, latency_samples and
+        /// latency_ms are null until the daemon's audio backend runs (JACK not connected yet).
         #[arg(long)]
         json: bool,
     },

@@ -258,3 +258,66 @@ fn drives_the_real_daemon_on_jack() {
     ctl(&bus, &["status"]).fails(3, "is ballastd running?");
     let _ = fs::remove_dir_all(&home);
 }
+
+/// Before its JACK server exists the daemon runs and serves D-Bus, but its block size is unknown: the
+/// `Status` reply leaves `block_size` (and the latency made of it) out, `--json` says `null`, the text
+/// says `unknown`; once JACK runs, the real 256 appears.
+#[test]
+fn block_size_is_unknown_until_jack_runs() {
+    let bin = ballastd_binary();
+    let home = scratch("ctl-nojack");
+    let jack_name = format!("bctl-late-{}", std::process::id());
+    let bus = Bus::start();
+    let cfg = home.join("ballast.toml");
+    fs::write(&cfg, config(-20)).unwrap();
+    let log = home.join("ballastd.log");
+    let _daemon = Guard(
+        Command::new(&bin)
+            .args(["--config", cfg.to_str().unwrap()])
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("JACK_DEFAULT_SERVER", &jack_name)
+            .env("JACK_NO_START_SERVER", "1")
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("STATE_DIRECTORY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("ballastd starts"),
+    );
+    let status = poll("ballastd on the bus", || {
+        let r = ctl(&bus, &["status", "--json"]);
+        (r.code == 0).then(|| r.json())
+    });
+    assert_eq!(status["backend"], "jack", "{status}");
+    assert_eq!(status["sample_rate_hz"], 48000, "the config's rate until JACK says otherwise");
+    for key in ["block_size", "latency_samples", "latency_ms"] {
+        assert!(status[key].is_null(), "{key} unknown before JACK runs: {status}");
+    }
+    assert_eq!(status["graph_latency_samples"], 0);
+    let text = ctl(&bus, &["status"]).out().to_string();
+    assert!(text.contains("block size   unknown (the audio backend is not running yet)"), "{text}");
+    assert!(text.contains("latency      unknown until the backend runs; graph 0"), "{text}");
+    // The D-Bus reply itself: no block_size entry at all.
+    let out = Command::new("busctl")
+        .args(["--user", "call", "org.ballast.Daemon1", "/org/ballast/Daemon1", "org.ballast.Daemon1", "Status"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && reply.contains("\"backend\"") && !reply.contains("block_size"), "{reply}");
+
+    let _jack = jackd(&jack_name, &home);
+    let status = poll("the block size once JACK runs", || {
+        let j = ctl(&bus, &["status", "--json"]).json();
+        j["block_size"].as_u64().map(|_| j)
+    });
+    assert_eq!(status["block_size"], 256, "{status}");
+    assert_eq!(status["latency_samples"], 256, "{status}");
+    assert!(ctl(&bus, &["status"]).out().contains("block size   256"));
+    let _ = fs::remove_dir_all(&home);
+}
