@@ -23,13 +23,13 @@
 //! `BALLAST_BENCH_STATE=tmpfs` keeps the daemon's state file in /dev/shm (see [`state_home`]).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ballast_testsupport::{wait_for, Bus, Child, Jackd};
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use jack::{AudioIn, Client, Control, ProcessScope};
 
@@ -58,92 +58,15 @@ fn config(client: &str) -> String {
     )
 }
 
-/// A child process stopped with SIGTERM (SIGKILL after 10 s) when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) of a child this bench started and has not reaped.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A `dbus-daemon --session` (it forks: stopped by pid).
-struct Bus {
-    address: String,
-    pid: i32,
-}
-
-impl Bus {
-    fn start() -> Bus {
-        let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon runs (install dbus: scripts/install-deps.sh)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let address = lines.next().unwrap().unwrap();
-        let pid = lines.next().unwrap().unwrap().trim().parse().unwrap();
-        let _ = child.wait();
-        Bus { address, pid }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) of the dbus-daemon this bench started.
-        unsafe {
-            libc::kill(self.pid, libc::SIGTERM);
-        }
-    }
-}
-
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn jack_ports(server: &str) -> Option<String> {
-    let out = Command::new("jack_lsp")
-        .env("JACK_DEFAULT_SERVER", server)
-        .env("JACK_NO_START_SERVER", "1")
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for(WAIT, what, f)
 }
 
 /// The ballastd binary, built with this bench's profile (so it shares the bench's compiled dependencies).
 fn ballastd_binary() -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-q", "--profile", "bench", "-p", "ballastd", "--bin", "ballastd"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build -p ballastd failed");
     // This bench runs from target/release/deps; the bench profile builds into target/release.
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().and_then(Path::parent).unwrap().join("ballastd");
-    assert!(bin.exists(), "{} was not built", bin.display());
-    bin
+    ballast_testsupport::ballastd_binary("bench", exe.parent().and_then(Path::parent).unwrap())
 }
 
 /// Where ballastd keeps its state file. `BALLAST_BENCH_STATE=tmpfs` puts it in /dev/shm, where fsync
@@ -176,9 +99,9 @@ struct Rig {
     proxy: Daemon1Proxy<'static>,
     _conn: zbus::Connection,
     _listener: jack::AsyncClient<(), jack::contrib::ClosureProcessHandler<(), Body>>,
-    _daemon: Proc,
+    _daemon: Child,
     _bus: Bus,
-    _jackd: Proc,
+    _jackd: Jackd,
     waveform: f64,
     rng: u64,
 }
@@ -189,21 +112,11 @@ impl Rig {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let server = format!("bbench{frames}-{}", std::process::id());
-        let jackd = Proc(
-            Command::new("jackd")
-                .args(["-n", &server, "-d", "dummy", "-r", &RATE.to_string(), "-p", &frames.to_string()])
-                .env("JACK_NO_START_SERVER", "1")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.join("jackd.log")).unwrap())
-                .spawn()
-                .expect("jackd runs (install jackd2: scripts/install-deps.sh)"),
-        );
-        poll("jackd to accept clients", || jack_ports(&server));
+        let jackd = Jackd::with_frames(&server, frames);
         let bus = Bus::start();
         let client = "bbench";
         std::fs::write(dir.join("ballast.toml"), config(client)).unwrap();
-        let daemon = Proc(
+        let daemon = Child::spawn(
             Command::new(bin)
                 .arg("--config")
                 .arg(dir.join("ballast.toml"))
@@ -219,11 +132,10 @@ impl Rig {
                 .env_remove("STATE_DIRECTORY")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(std::fs::File::create(dir.join("ballastd.log")).unwrap())
-                .spawn()
-                .expect("ballastd starts"),
-        );
-        poll("ballastd's JACK ports", || jack_ports(&server).filter(|p| p.contains(&format!("{client}:out_l"))));
+                .stderr(std::fs::File::create(dir.join("ballastd.log")).unwrap()),
+        )
+        .expect("ballastd starts");
+        jackd.wait_ports(&[&format!("{client}:out_l")]);
 
         let shared = Arc::new(Shared {
             epoch: Instant::now(),

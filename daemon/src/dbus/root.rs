@@ -66,9 +66,10 @@ impl Daemon {
 impl Daemon {
     /// The daemon's state: backend (s), sample_rate_hz (u), block_size (u), latency_samples (t: backend
     /// plus graph), graph_latency_samples (t), latency_ms (d), dsp_load_percent (d), xruns (t),
-    /// uptime_s (d), version (s), nodes (u). Until the audio backend runs (JACK not connected yet) the
-    /// block size is unknown: block_size, latency_samples and latency_ms are then left out, rather than
-    /// reported as a wrong 0.
+    /// uptime_s (d), version (s), nodes (u).
+    // Until the audio backend runs (JACK not connected yet) the block size is unknown: block_size,
+    // latency_samples and latency_ms are then left out rather than reported as a wrong 0 (documented in
+    // daemon/dbus/README.md; a plain comment keeps the committed introspection XML as it was).
     #[zbus(out_args("status"))]
     async fn status(&self) -> Result<HashMap<String, OwnedVariant>, Error> {
         let Answer::Status(st) = self.shared.ask(Request::Status).await? else {
