@@ -154,7 +154,9 @@ impl Rig {
             let now = s.epoch.elapsed().as_nanos() as u64;
             let mut changed = false;
             for &x in input.as_slice(ps) {
-                changed |= !((x - history[at]).abs() <= CHANGED);
+                // A NaN counts as a change too.
+                let d = (x - history[at]).abs();
+                changed |= d > CHANGED || d.is_nan();
                 history[at] = x;
                 at = (at + 1) % PERIOD_SAMPLES;
             }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+// Each test binary uses some of these.
+#[allow(unused_imports)]
 pub use ballast_testsupport::{wait_for, Bus, Jackd};
 
 /// A scratch directory under the target dir, emptied first.
