@@ -1003,6 +1003,25 @@ impl SystemBus {
     }
 }
 
+impl SystemBus {
+    /// `dbus-send` as nobody with group `gid` as a supplementary group (setpriv): a non-root member of
+    /// that group. dbus-daemon reads the caller's groups from the socket (SO_PEERGROUPS), so no user needs
+    /// to be listed in /etc/group for it.
+    fn send_as_member(&self, gid: &str, path: &str, method: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", &format!("--groups={gid}"), "dbus-send"])
+            .arg(format!("--bus={}", self.address))
+            .args(["--print-reply", "--dest=org.ballast.Daemon1", path, method])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+}
+
 impl Drop for SystemBus {
     fn drop(&mut self) {
         // SAFETY: plain kill(2) of the dbus-daemon this guard started.
@@ -1084,37 +1103,25 @@ const WRITES: [(&str, &str, &[&str]); 6] = [
     ("/org/ballast/Daemon1/node/comp", "org.ballast.Node1.Bypass", &["boolean:false"]),
 ];
 
-/// A user who is not root and belongs to group `ballast` (created here when missing: dbus-daemon
-/// resolves the policy's `group="ballast"` when it reads its config, and a group that does not exist
-/// makes the rule void). dbus-daemon 1.14 takes a caller's groups from the user database, not from the
-/// socket, so the member is a real user listed in the group, and runuser gives it that group.
-const MEMBER: &str = "ballast-test-member";
-
-fn ensure_ballast_member() {
-    let run = |cmd: &str, args: &[&str]| {
-        let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
-        assert!(out.status.success(), "{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    run("groupadd", &["-f", "--system", "ballast"]);
-    let exists = Command::new("id").arg("-u").arg(MEMBER).output().unwrap().status.success();
-    if exists {
-        run("usermod", &["-a", "-G", "ballast", MEMBER]);
-    } else {
-        run("useradd", &["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "-G", "ballast", MEMBER]);
-    }
-    let groups = Command::new("runuser").args(["-u", MEMBER, "--", "id", "-Gn"]).output().unwrap();
-    let groups = String::from_utf8_lossy(&groups.stdout);
-    assert!(groups.split_whitespace().any(|g| g == "ballast"), "{MEMBER} runs in group ballast: {groups}");
+/// Group `ballast`'s id, the group created when missing: dbus-daemon resolves the policy's
+/// `group="ballast"` when it reads its config, and a group that does not exist makes the rule void.
+fn ballast_gid() -> String {
+    let out = Command::new("groupadd").args(["-f", "--system", "ballast"]).output().expect("groupadd runs");
+    assert!(out.status.success(), "groupadd -f ballast: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("getent").args(["group", "ballast"]).output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    line.split(':').nth(2).map(str::to_string).unwrap_or_else(|| panic!("getent group ballast: {line:?}"))
 }
 
-/// The policy's `ballast` group: a non-root member may call every method that changes something (and
-/// the change is made); a non-member (nobody) is refused the same calls by the bus.
+/// The policy's `ballast` group: a non-root member (nobody with supplementary group ballast) may call
+/// every method that changes something, and the change is made; a non-member (nobody) is refused the
+/// same calls by the bus.
 #[test]
 fn system_policy_lets_the_ballast_group_change_things() {
     if !nix_is_root() {
         panic!("this test needs root (to create group ballast and run clients as other users)");
     }
-    ensure_ballast_member();
+    let gid = ballast_gid();
     let bus = SystemBus::start("group");
     let _d = Daemon::try_start_at(&bus.address, "policy-group", false).expect("root may own the name");
     let comp = "/org/ballast/Daemon1/node/comp";
@@ -1125,7 +1132,7 @@ fn system_policy_lets_the_ballast_group_change_things() {
         assert!(!ok && out.contains("org.freedesktop.DBus.Error.AccessDenied"), "nobody must not call {method}: {out}");
     }
     for (path, method, args) in WRITES {
-        let (ok, out) = bus.send_as(MEMBER, path, method, args);
+        let (ok, out) = bus.send_as_member(&gid, path, method, args);
         assert!(ok, "a member of group ballast may call {method}: {out}");
     }
     let root = "/org/ballast/Daemon1";
@@ -1136,7 +1143,7 @@ fn system_policy_lets_the_ballast_group_change_things() {
     // Each dbus-send is a connection of its own, so a whole transaction cannot be sent this way; that
     // the member may open one, and reload, is what the policy decides.
     for method in ["org.ballast.Daemon1.Begin", "org.ballast.Daemon1.Reload"] {
-        let (ok, out) = bus.send_as(MEMBER, root, method, &[]);
+        let (ok, out) = bus.send_as_member(&gid, root, method, &[]);
         assert!(ok, "a member of group ballast may call {method}: {out}");
         let (ok, out) = bus.send_as("nobody", root, method, &[]);
         assert!(!ok && out.contains("AccessDenied"), "nobody must not call {method}: {out}");
