@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: ballastd with config/default.toml on a JACK server. Uses the JACK server already running
 # (the default one, or $JACK_DEFAULT_SERVER), else starts a private one with the dummy driver (no sound
-# card needed) and stops it again on the way out. Ctrl-C stops ballastd (and that private server) and
+# card needed) and stops it again on the way out. Likewise the D-Bus session bus: the one of this
+# session, else a private `dbus-daemon --session` (its address printed, for `ballastctl` in another
+# terminal), stopped on the way out. Ctrl-C (or SIGTERM) stops ballastd (and what was started here) and
 # exits 0.
 #
 # Environment: CARGO (default cargo), BALLAST_CONFIG (default config/default.toml),
@@ -29,15 +31,22 @@ jack_up() {
 
 jackd_pid=""
 daemon_pid=""
-stop_jackd() {
+bus_pid=""
+stop_started() {
   if [ -n "$jackd_pid" ]; then
     kill -TERM "$jackd_pid" 2>/dev/null || true
     wait "$jackd_pid" 2>/dev/null || true
     jackd_pid=""
     echo "stopped the private JACK server \"$demo_server\""
   fi
+  if [ -n "$bus_pid" ]; then
+    # dbus-daemon --fork: not our child, so no wait; it exits on SIGTERM.
+    kill -TERM "$bus_pid" 2>/dev/null || true
+    bus_pid=""
+    echo "stopped the private D-Bus session bus"
+  fi
 }
-trap stop_jackd EXIT
+trap stop_started EXIT
 # Until ballastd runs, Ctrl-C just ends the script (through the EXIT trap).
 trap 'exit 130' INT TERM
 
@@ -70,6 +79,29 @@ else
   jack_up || { echo "jackd did not answer within 10 s; log: $work/jackd.log" >&2; exit 1; }
 fi
 
+# The session bus ballastd serves org.ballast.Daemon1 on (for ballastctl). A bus that does not answer
+# (none in a bare container or over ssh without a login session) is replaced by a private one.
+session_bus_up() {
+  timeout 5 dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.GetId >/dev/null 2>&1
+}
+private_bus=0
+if [ -n "${DBUS_SESSION_BUS_ADDRESS:-}${XDG_RUNTIME_DIR:-}" ] && session_bus_up; then
+  echo "using this session's D-Bus session bus"
+else
+  bus_info=$(dbus-daemon --session --fork --print-address=1 --print-pid=1) || {
+    echo "cannot start a private dbus-daemon; ballastd runs without D-Bus control" >&2
+    bus_info=""
+  }
+  if [ -n "$bus_info" ]; then
+    DBUS_SESSION_BUS_ADDRESS=$(printf '%s\n' "$bus_info" | sed -n 1p)
+    bus_pid=$(printf '%s\n' "$bus_info" | sed -n 2p)
+    export DBUS_SESSION_BUS_ADDRESS
+    private_bus=1
+    echo "no D-Bus session bus: started a private one (pid $bus_pid), stopped on exit"
+  fi
+fi
+
 # ballastd runs in the background of this script so that the traps below run at once; a background job
 # of a non-interactive shell ignores SIGINT, so Ctrl-C reaches ballastd as the SIGTERM sent here.
 interrupted=0
@@ -96,12 +128,20 @@ done
 if kill -0 "$daemon_pid" 2>/dev/null; then
   echo
   echo "ballastd is running (pid $daemon_pid) on JACK server \"$server\". Ctrl-C stops it."
-  if [ "$server" = "$demo_server" ]; then
-    echo "Try, in another terminal (after: export JACK_DEFAULT_SERVER=$demo_server):"
+  if [ "$server" = "$demo_server" ] || [ "$private_bus" -eq 1 ]; then
+    echo "In another terminal, first:"
+    [ "$server" = "$demo_server" ] && echo "  export JACK_DEFAULT_SERVER=$demo_server"
+    [ "$private_bus" -eq 1 ] && echo "  export DBUS_SESSION_BUS_ADDRESS='$DBUS_SESSION_BUS_ADDRESS'"
+    echo "then try:"
   else
     echo "Try, in another terminal:"
   fi
   cat <<MSG
+  $ctl status                        # backend, block size, latency, DSP load, xruns
+  $ctl nodes                         # the graph; then: $ctl params limit
+  $ctl set limit.ceiling_dbtp -3dB   # a change, in effect on the next JACK cycle
+  $ctl meters --watch                # live loudness and gain reduction (Ctrl-C ends it)
+  $ctl events                        # changes made by any client, as they happen
   jack_lsp -c                                      # its ports and connections
   jack_connect $client:out_l system:playback_1       # listen (the dummy server's playback goes nowhere)
   jack_rec -f /tmp/ballast-live.wav -d 10 $client:out_l $client:out_r

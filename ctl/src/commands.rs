@@ -96,6 +96,9 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// What `status` says for the block size before the daemon's audio backend runs.
+pub const UNKNOWN_BLOCK: &str = "unknown (the audio backend is not running yet)";
+
 pub fn status(client: &Client, json: bool) -> Result<String, CtlError> {
     let d = client.daemon()?;
     let st = client.call(d.status())?;
@@ -132,18 +135,24 @@ pub fn status(client: &Client, json: bool) -> Result<String, CtlError> {
     } else {
         "?".into()
     };
+    // The daemon leaves block_size (and the latency that depends on it) out until its audio backend runs.
+    let block_known = st.contains_key("block_size");
     let rows = [
         ("backend", s("backend")),
         ("sample rate", format!("{} Hz", format_number(n("sample_rate_hz")))),
-        ("block size", format_number(n("block_size"))),
+        ("block size", if block_known { format_number(n("block_size")) } else { UNKNOWN_BLOCK.into() }),
         (
             "latency",
-            format!(
-                "{} samples ({:.2} ms), of which graph {}",
-                format_number(n("latency_samples")),
-                n("latency_ms"),
-                format_number(n("graph_latency_samples"))
-            ),
+            if block_known {
+                format!(
+                    "{} samples ({:.2} ms), of which graph {}",
+                    format_number(n("latency_samples")),
+                    n("latency_ms"),
+                    format_number(n("graph_latency_samples"))
+                )
+            } else {
+                format!("unknown until the backend runs; graph {}", format_number(n("graph_latency_samples")))
+            },
         ),
         ("DSP load", format!("{:.1} %", n("dsp_load_percent"))),
         ("xruns", format_number(n("xruns"))),

@@ -113,7 +113,8 @@ enum Command {
     Status {
         /// Print JSON: backend, sample_rate_hz, block_size, latency_samples, graph_latency_samples,
         /// latency_ms, dsp_load_percent, xruns, uptime_s, version, nodes, models ({NAME: {state,
-        /// detail}}).
+        /// detail}}). block_size, latency_samples and latency_ms are null until the daemon's audio
+        /// backend runs (JACK not connected yet).
         #[arg(long)]
         json: bool,
     },

@@ -12,10 +12,11 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use ballast_testsupport::{wait_for, Child as Guard, Jackd};
 use common::{ballastctl, Bus, Run};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -48,89 +49,18 @@ chain = ["tone", "meter", "comp", "out"]
     )
 }
 
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let t = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(t.elapsed() < WAIT, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    wait_for(WAIT, what, f)
 }
 
-/// Stops a child with SIGTERM (then SIGKILL after 10 s) when dropped.
-struct Guard(Child);
-
-impl Guard {
-    fn stop(&mut self) -> Option<i32> {
-        // SAFETY: kill(2) of a child this test started.
-        unsafe {
-            libc::kill(self.0.id() as i32, libc::SIGTERM);
-        }
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(s)) = self.0.try_wait() {
-                return s.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        self.0.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            self.stop();
-        }
-    }
-}
-
+/// `ballastd` of the test profile, next to `ballastctl` (see the top of this file).
 fn ballastd_binary() -> PathBuf {
-    let ctl = PathBuf::from(env!("CARGO_BIN_EXE_ballastctl"));
-    let bin = ctl.with_file_name("ballastd");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "-q", "--profile", "test", "-p", "ballastd", "--bin", "ballastd"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build -p ballastd failed");
-    assert!(bin.exists(), "{} was not built", bin.display());
-    bin
+    let dir = PathBuf::from(env!("CARGO_BIN_EXE_ballastctl"));
+    ballast_testsupport::ballastd_binary("test", dir.parent().unwrap())
 }
 
 fn scratch(tag: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn jackd(name: &str, home: &Path) -> Guard {
-    let log = fs::File::create(home.join("jackd.log")).unwrap();
-    let child = Command::new("jackd")
-        .args(["-n", name, "-d", "dummy", "-r", "48000", "-p", "256"])
-        .env("JACK_NO_START_SERVER", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("jackd runs (jackd2)");
-    let g = Guard(child);
-    poll("jackd to accept clients", || {
-        Command::new("jack_lsp")
-            .env("JACK_DEFAULT_SERVER", name)
-            .env("JACK_NO_START_SERVER", "1")
-            .stderr(Stdio::null())
-            .stdout(Stdio::null())
-            .status()
-            .ok()
-            .filter(|s| s.success())
-    });
-    g
+    ballast_testsupport::scratch_in(env!("CARGO_TARGET_TMPDIR"), tag)
 }
 
 fn ctl(bus: &Bus, args: &[&str]) -> Run {
@@ -147,12 +77,12 @@ fn drives_the_real_daemon_on_jack() {
     let bin = ballastd_binary();
     let home = scratch("ctl-real");
     let jack_name = format!("bctl-{}", std::process::id());
-    let _jack = jackd(&jack_name, &home);
+    let _jack = Jackd::start(&jack_name);
     let bus = Bus::start();
     let cfg = home.join("ballast.toml");
     fs::write(&cfg, config(-20)).unwrap();
     let log = home.join("ballastd.log");
-    let mut daemon = Guard(
+    let mut daemon = Guard::spawn(
         Command::new(&bin)
             .args(["--config", cfg.to_str().unwrap()])
             .env("HOME", &home)
@@ -167,10 +97,9 @@ fn drives_the_real_daemon_on_jack() {
             .env_remove("STATE_DIRECTORY")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("ballastd starts"),
-    );
+            .stderr(fs::File::create(&log).unwrap()),
+    )
+    .expect("ballastd starts");
     let daemon_log = || fs::read_to_string(&log).unwrap_or_default();
 
     // Up: the daemon answers (exit 3 until it owns its name).
@@ -254,7 +183,69 @@ fn drives_the_real_daemon_on_jack() {
     assert_eq!(ctl(&bus, &["nodes", "--json"]).json()["nodes"][2]["bypassed"], true);
 
     // Stopped: no daemon, exit 3.
-    assert_eq!(daemon.stop(), Some(0), "{}", daemon_log());
+    assert_eq!(daemon.stop().and_then(|s| s.code()), Some(0), "{}", daemon_log());
     ctl(&bus, &["status"]).fails(3, "is ballastd running?");
+    let _ = fs::remove_dir_all(&home);
+}
+
+/// Before its JACK server exists the daemon runs and serves D-Bus, but its block size is unknown: the
+/// `Status` reply leaves `block_size` (and the latency made of it) out, `--json` says `null`, the text
+/// says `unknown`; once JACK runs, the real 256 appears.
+#[test]
+fn block_size_is_unknown_until_jack_runs() {
+    let bin = ballastd_binary();
+    let home = scratch("ctl-nojack");
+    let jack_name = format!("bctl-late-{}", std::process::id());
+    let bus = Bus::start();
+    let cfg = home.join("ballast.toml");
+    fs::write(&cfg, config(-20)).unwrap();
+    let log = home.join("ballastd.log");
+    let _daemon = Guard::spawn(
+        Command::new(&bin)
+            .args(["--config", cfg.to_str().unwrap()])
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join("config"))
+            .env("XDG_STATE_HOME", home.join("state"))
+            .env("JACK_DEFAULT_SERVER", &jack_name)
+            .env("JACK_NO_START_SERVER", "1")
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("STATE_DIRECTORY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap()),
+    )
+    .expect("ballastd starts");
+    let status = poll("ballastd on the bus", || {
+        let r = ctl(&bus, &["status", "--json"]);
+        (r.code == 0).then(|| r.json())
+    });
+    assert_eq!(status["backend"], "jack", "{status}");
+    assert_eq!(status["sample_rate_hz"], 48000, "the config's rate until JACK says otherwise");
+    for key in ["block_size", "latency_samples", "latency_ms"] {
+        assert!(status[key].is_null(), "{key} unknown before JACK runs: {status}");
+    }
+    assert_eq!(status["graph_latency_samples"], 0);
+    let text = ctl(&bus, &["status"]).out().to_string();
+    assert!(text.contains("block size   unknown (the audio backend is not running yet)"), "{text}");
+    assert!(text.contains("latency      unknown until the backend runs; graph 0"), "{text}");
+    // The D-Bus reply itself: no block_size entry at all.
+    let out = Command::new("busctl")
+        .args(["--user", "call", "org.ballast.Daemon1", "/org/ballast/Daemon1", "org.ballast.Daemon1", "Status"])
+        .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && reply.contains("\"backend\"") && !reply.contains("block_size"), "{reply}");
+
+    let _jack = Jackd::start(&jack_name);
+    let status = poll("the block size once JACK runs", || {
+        let j = ctl(&bus, &["status", "--json"]).json();
+        j["block_size"].as_u64().map(|_| j)
+    });
+    assert_eq!(status["block_size"], 256, "{status}");
+    assert_eq!(status["latency_samples"], 256, "{status}");
+    assert!(ctl(&bus, &["status"]).out().contains("block size   256"));
     let _ = fs::remove_dir_all(&home);
 }

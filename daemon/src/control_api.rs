@@ -170,7 +170,7 @@ pub struct StatusInfo {
     /// `jack`, `alsa`…
     pub backend: String,
     pub sample_rate_hz: u32,
-    /// Frames per backend period.
+    /// Frames per backend period; 0 while it is unknown (the backend has not started: JACK not connected).
     pub block_size: u32,
     /// Backend latency (period and device) in samples, without the graph's own.
     pub backend_latency_samples: u64,

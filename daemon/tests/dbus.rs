@@ -953,8 +953,8 @@ struct SystemBus {
 }
 
 impl SystemBus {
-    fn start() -> SystemBus {
-        let dir = std::env::temp_dir().join(format!("ballast-sysbus-{}", std::process::id()));
+    fn start(tag: &str) -> SystemBus {
+        let dir = std::env::temp_dir().join(format!("ballast-sysbus-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("policy")).unwrap();
         let policy = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("dbus/org.ballast.Daemon1.conf");
@@ -1003,6 +1003,25 @@ impl SystemBus {
     }
 }
 
+impl SystemBus {
+    /// `dbus-send` as nobody with group `gid` as a supplementary group (setpriv): a non-root member of
+    /// that group. dbus-daemon reads the caller's groups from the socket (SO_PEERGROUPS), so no user needs
+    /// to be listed in /etc/group for it.
+    fn send_as_member(&self, gid: &str, path: &str, method: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new("setpriv")
+            .args(["--reuid=nobody", "--regid=nogroup", &format!("--groups={gid}"), "dbus-send"])
+            .arg(format!("--bus={}", self.address))
+            .args(["--print-reply", "--dest=org.ballast.Daemon1", path, method])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    }
+}
+
 impl Drop for SystemBus {
     fn drop(&mut self) {
         // SAFETY: plain kill(2) of the dbus-daemon this guard started.
@@ -1021,7 +1040,7 @@ fn system_policy_lets_others_only_read() {
     if !nix_is_root() {
         panic!("this test needs root (to run a client as another user with runuser)");
     }
-    let bus = SystemBus::start();
+    let bus = SystemBus::start("others");
     let _d = Daemon::try_start_at(&bus.address, "policy", false).expect("root may own the name");
     let root = "/org/ballast/Daemon1";
     let comp = "/org/ballast/Daemon1/node/comp";
@@ -1072,6 +1091,63 @@ fn system_policy_lets_others_only_read() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && text.contains("AccessDenied"), "nobody may not own the name: {text}");
+}
+
+/// The methods that change something, each with valid arguments (what `nobody` is refused above).
+const WRITES: [(&str, &str, &[&str]); 6] = [
+    ("/org/ballast/Daemon1", "org.ballast.Daemon1.Set", &["string:comp", "string:threshold_db", "double:-30"]),
+    ("/org/ballast/Daemon1", "org.ballast.Daemon1.Bypass", &["string:comp", "boolean:false"]),
+    ("/org/ballast/Daemon1", "org.ballast.Daemon1.PresetSave", &["string:group-made"]),
+    ("/org/ballast/Daemon1", "org.ballast.Daemon1.PresetDelete", &["string:group-made"]),
+    ("/org/ballast/Daemon1/node/comp", "org.ballast.Node1.Set", &["string:ratio", "double:9"]),
+    ("/org/ballast/Daemon1/node/comp", "org.ballast.Node1.Bypass", &["boolean:false"]),
+];
+
+/// Group `ballast`'s id, the group created when missing: dbus-daemon resolves the policy's
+/// `group="ballast"` when it reads its config, and a group that does not exist makes the rule void.
+fn ballast_gid() -> String {
+    let out = Command::new("groupadd").args(["-f", "--system", "ballast"]).output().expect("groupadd runs");
+    assert!(out.status.success(), "groupadd -f ballast: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("getent").args(["group", "ballast"]).output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout).to_string();
+    line.split(':').nth(2).map(str::to_string).unwrap_or_else(|| panic!("getent group ballast: {line:?}"))
+}
+
+/// The policy's `ballast` group: a non-root member (nobody with supplementary group ballast) may call
+/// every method that changes something, and the change is made; a non-member (nobody) is refused the
+/// same calls by the bus.
+#[test]
+fn system_policy_lets_the_ballast_group_change_things() {
+    if !nix_is_root() {
+        panic!("this test needs root (to create group ballast and run clients as other users)");
+    }
+    let gid = ballast_gid();
+    let bus = SystemBus::start("group");
+    let _d = Daemon::try_start_at(&bus.address, "policy-group", false).expect("root may own the name");
+    let comp = "/org/ballast/Daemon1/node/comp";
+    wait_for("node objects", || bus.send_as("root", comp, "org.ballast.Node1.Get", &["string:ratio"]).0);
+
+    for (path, method, args) in WRITES {
+        let (ok, out) = bus.send_as("nobody", path, method, args);
+        assert!(!ok && out.contains("org.freedesktop.DBus.Error.AccessDenied"), "nobody must not call {method}: {out}");
+    }
+    for (path, method, args) in WRITES {
+        let (ok, out) = bus.send_as_member(&gid, path, method, args);
+        assert!(ok, "a member of group ballast may call {method}: {out}");
+    }
+    let root = "/org/ballast/Daemon1";
+    let (ok, out) = bus.send_as("nobody", root, "org.ballast.Daemon1.Get", &["string:comp", "string:threshold_db"]);
+    assert!(ok && out.contains("double -30"), "the member's Set was made: {out}");
+    let (ok, out) = bus.send_as("nobody", comp, "org.ballast.Node1.Get", &["string:ratio"]);
+    assert!(ok && out.contains("double 9"), "the member's node Set was made: {out}");
+    // Each dbus-send is a connection of its own, so a whole transaction cannot be sent this way; that
+    // the member may open one, and reload, is what the policy decides.
+    for method in ["org.ballast.Daemon1.Begin", "org.ballast.Daemon1.Reload"] {
+        let (ok, out) = bus.send_as_member(&gid, root, method, &[]);
+        assert!(ok, "a member of group ballast may call {method}: {out}");
+        let (ok, out) = bus.send_as("nobody", root, method, &[]);
+        assert!(!ok && out.contains("AccessDenied"), "nobody must not call {method}: {out}");
+    }
 }
 
 fn nix_is_root() -> bool {

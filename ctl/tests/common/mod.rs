@@ -6,9 +6,8 @@
 #![allow(dead_code)]
 
 use std::f32::consts::TAU;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -42,34 +41,7 @@ kind = "compressor"
 chain = ["in", "meter", "comp", "my-gain.stage", "out"]
 "#;
 
-pub struct Bus {
-    pub address: String,
-    pid: i32,
-}
-
-impl Bus {
-    pub fn start() -> Bus {
-        let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon runs (apt-get install dbus)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let address = lines.next().unwrap().unwrap();
-        let pid: i32 = lines.next().unwrap().unwrap().trim().parse().unwrap();
-        let _ = child.wait();
-        Bus { address, pid }
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) of the dbus-daemon this guard started.
-        unsafe {
-            libc::kill(self.pid, libc::SIGTERM);
-        }
-    }
-}
+pub use ballast_testsupport::Bus;
 
 pub struct Daemon {
     handle: Option<DbusHandle>,

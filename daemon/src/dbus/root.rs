@@ -82,28 +82,35 @@ impl Daemon {
     /// uptime_s (d), version (s), nodes (u), models (a{s(ss)}: model name → (state, detail); state is
     /// `loading`, `ready` or `unavailable`, detail the file and runtime when ready, the reason and
     /// where the daemon looked when unavailable).
+    // Until the audio backend runs (JACK not connected yet) the block size is unknown: block_size,
+    // latency_samples and latency_ms are then left out rather than reported as a wrong 0 (documented in
+    // daemon/dbus/README.md; a plain comment keeps the committed introspection XML as it was).
     #[zbus(out_args("status"))]
     async fn status(&self) -> Result<HashMap<String, OwnedVariant>, Error> {
         let Answer::Status(st) = self.shared.ask(Request::Status).await? else {
             return Err(Error::Failed("unexpected answer to Status".into()));
         };
         let i = &st.info;
-        let total = i.backend_latency_samples + st.graph_latency_samples;
-        let ms = if i.sample_rate_hz > 0 { total as f64 * 1000.0 / i.sample_rate_hz as f64 } else { 0.0 };
-        Ok(HashMap::from([
+        let mut map = HashMap::from([
             ("backend".to_string(), s(&i.backend)),
             ("sample_rate_hz".to_string(), OwnedVariant::from(i.sample_rate_hz)),
-            ("block_size".to_string(), OwnedVariant::from(i.block_size)),
-            ("latency_samples".to_string(), OwnedVariant::from(total)),
             ("graph_latency_samples".to_string(), OwnedVariant::from(st.graph_latency_samples)),
-            ("latency_ms".to_string(), OwnedVariant::from(ms)),
             ("dsp_load_percent".to_string(), OwnedVariant::from(i.dsp_load_percent)),
             ("xruns".to_string(), OwnedVariant::from(i.xruns)),
             ("uptime_s".to_string(), OwnedVariant::from(i.uptime_s)),
             ("version".to_string(), s(&i.version)),
             ("nodes".to_string(), OwnedVariant::from(st.nodes as u32)),
             ("models".to_string(), models_variant(&st.models)?),
-        ]))
+        ]);
+        // The backend's latency is a period (or the ALSA buffer): unknown with the block size.
+        if i.block_size > 0 {
+            let total = i.backend_latency_samples + st.graph_latency_samples;
+            let ms = if i.sample_rate_hz > 0 { total as f64 * 1000.0 / i.sample_rate_hz as f64 } else { 0.0 };
+            map.insert("block_size".to_string(), OwnedVariant::from(i.block_size));
+            map.insert("latency_samples".to_string(), OwnedVariant::from(total));
+            map.insert("latency_ms".to_string(), OwnedVariant::from(ms));
+        }
+        Ok(map)
     }
 
     /// Estimates, from a (dry, wet) pair of WAV files the daemon can read (the wet one the dry one

@@ -1,5 +1,5 @@
-//! Real processes for daemon tests: a named JACK dummy server and a `ballastd` child, each stopped by
-//! its guard's `Drop` even when the test panics.
+//! Real processes for daemon tests: a `ballastd` child, stopped by its guard's `Drop` even when the test
+//! panics; the JACK server and bus guards, polling and scratch dirs come from `ballast-testsupport`.
 #![allow(dead_code)]
 
 use std::fs;
@@ -7,98 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+// Each test binary uses some of these.
+#[allow(unused_imports)]
+pub use ballast_testsupport::{wait_for, Bus, Jackd};
+
 /// A scratch directory under the target dir, emptied first.
 pub fn scratch(tag: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Polls `f` every 50 ms until it returns `Some`, or panics with `what` after `timeout`.
-pub fn wait_for<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `jackd -n NAME -d dummy -r 48000 -p 256`, stopped with SIGTERM on drop.
-///
-/// JACK2 keeps its servers in a registry in /dev/shm with eight places, and a server killed with
-/// SIGKILL keeps its place until a server of the same name starts again. So servers are stopped
-/// gracefully, and a test that kills one on purpose restarts it under the same name.
-pub struct Jackd {
-    pub name: String,
-    child: Child,
-}
-
-impl Jackd {
-    pub fn start(name: &str) -> Jackd {
-        let log = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("jackd-{name}.log"));
-        let mut child = Command::new("jackd")
-            .args(["-n", name, "-d", "dummy", "-r", "48000", "-p", "256"])
-            .env("JACK_NO_START_SERVER", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("jackd runs (install jackd2: scripts/install-deps.sh)");
-        // A server that cannot start says why on stderr and exits at once; report that, not a timeout.
-        std::thread::sleep(Duration::from_millis(100));
-        if let Ok(Some(status)) = child.try_wait() {
-            let why = fs::read_to_string(&log).unwrap_or_default();
-            panic!("jackd -n {name} exited at once ({status}): {}", why.trim());
-        }
-        let j = Jackd { name: name.to_string(), child };
-        wait_for(Duration::from_secs(20), "jackd to accept clients", || j.ports().map(|_| ()));
-        j
-    }
-
-    /// `jack_lsp` on this server: every port name, or `None` when the server does not answer.
-    pub fn ports(&self) -> Option<Vec<String>> {
-        let out = Command::new("jack_lsp")
-            .env("JACK_DEFAULT_SERVER", &self.name)
-            .env("JACK_NO_START_SERVER", "1")
-            .stderr(Stdio::null())
-            .output()
-            .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect())
-    }
-
-    /// Waits until every port in `names` exists.
-    pub fn wait_ports(&self, names: &[&str]) {
-        wait_for(Duration::from_secs(20), &format!("ports {names:?}"), || {
-            let ports = self.ports()?;
-            names.iter().all(|n| ports.iter().any(|p| p == n)).then_some(())
-        });
-    }
-
-    /// SIGKILL, as a crash would. Start the next server under the same name (see above).
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Jackd {
-    fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(5) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    ballast_testsupport::scratch_in(env!("CARGO_TARGET_TMPDIR"), tag)
 }
 
 /// A `ballastd` child with its stderr (the log) going to a file the test can read while it runs.
@@ -185,58 +100,4 @@ fn rand_tag() -> u128 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed) as u128
-}
-
-/// A private `dbus-daemon --session`, stopped on drop.
-pub struct Bus {
-    pub address: String,
-    pid: i32,
-}
-
-impl Bus {
-    pub fn start() -> Bus {
-        use std::io::{BufRead, BufReader};
-        let mut child = Command::new("dbus-daemon")
-            .args(["--session", "--fork", "--print-address=1", "--print-pid=1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("dbus-daemon runs (install dbus: scripts/install-deps.sh)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let address = lines.next().unwrap().unwrap();
-        let pid: i32 = lines.next().unwrap().unwrap().trim().parse().unwrap();
-        let _ = child.wait();
-        Bus { address, pid }
-    }
-
-    /// `busctl --user ARGS` on this bus: (success, stdout, stderr).
-    pub fn busctl(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("busctl")
-            .arg("--user")
-            .args(args)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
-            .output()
-            .unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-    }
-
-    /// `dbus-send --print-reply` to the daemon, which names the error of a failed call: (success,
-    /// stdout and stderr together).
-    pub fn dbus_send(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("dbus-send")
-            .args(["--session", "--print-reply", "--dest=org.ballast.Daemon1"])
-            .args(args)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
-        )
-    }
-}
-
-impl Drop for Bus {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), nix::sys::signal::Signal::SIGTERM);
-    }
 }
