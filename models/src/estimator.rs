@@ -162,7 +162,8 @@ impl Estimator {
         sample_rate: f64,
         crossovers_hz: &[f64],
     ) -> Result<Estimate, EstimateError> {
-        self.estimate_with(dry, wet, sample_rate, crossovers_hz, Some(&RefineConfig::default()))
+        let cfg = RefineConfig::for_bands(crossovers_hz.len() + 1);
+        self.estimate_with(dry, wet, sample_rate, crossovers_hz, Some(&cfg))
     }
 
     /// As [`Estimator::estimate`], with the refiner's budgets; `None` skips refinement (`bands` are then
@@ -186,7 +187,8 @@ impl Estimator {
             Err(e) => return Err(e.into()),
         };
         let (network, windows) = self.network(dry, wet, sample_rate, crossovers_hz)?;
-        let mut bands = Vec::with_capacity(network.len());
+        refiner.set_context(&network);
+        let mut fits = Vec::with_capacity(network.len());
         let (mut residual_db, mut network_residual_db, mut band_confidence) = (Vec::new(), Vec::new(), Vec::new());
         for (b, &start) in network.iter().enumerate() {
             let fit = match refine {
@@ -202,6 +204,19 @@ impl Estimator {
                     }
                 }
             };
+            fits.push(fit);
+        }
+        // Multiband: each band was fitted beside the network's other bands; fit once more beside the
+        // refined ones, so every band's leakage is the final estimate's.
+        if let (Some(cfg), true) = (refine, fits.len() > 1) {
+            refiner.set_context(&fits.iter().map(|f| f.params).collect::<Vec<_>>());
+            for (b, fit) in fits.iter_mut().enumerate() {
+                let polished = refiner.polish_band(b, fit.params, cfg.restart_evals);
+                *fit = refine::BandFit { start_residual_db: fit.start_residual_db, ..polished };
+            }
+        }
+        let mut bands = Vec::with_capacity(fits.len());
+        for fit in &fits {
             bands.push(fit.params);
             residual_db.push(fit.residual_db);
             network_residual_db.push(fit.start_residual_db);

@@ -61,6 +61,9 @@ struct Args {
     /// Check the replayed settings against this build-dataset directory's `{split}_y.npy`.
     #[arg(long)]
     check_y: Option<PathBuf>,
+    /// Print every replayed example's truth, network and refined settings.
+    #[arg(long)]
+    verbose: bool,
 }
 
 /// Gain-reduction bins of the refine report, dB (metered maximum in the example's window).
@@ -113,7 +116,9 @@ fn refine_report(a: &Args, est: &mut Estimator, split: &str) -> Result<Value, Bo
     let mut mismatches = 0usize;
     let mut seen = 0usize;
     let t_all = Instant::now();
-    dataset::replay_split(&cfg, s, &|r: std::ops::Range<usize>| r.clone().any(|i| i % every == 0), &mut |seg| {
+    // Whole segments are picked (every K-th by first example) and all their examples scored, so a
+    // multiband segment is picked as often as a single-band one and refined once for all its bands.
+    dataset::replay_split(&cfg, s, &|r: std::ops::Range<usize>| r.start % every == 0, &mut |seg| {
         let dry = [&seg.dry[0][..], &seg.dry[1][..]];
         let wet = [&seg.wet[0][..], &seg.wet[1][..]];
         let t0 = Instant::now();
@@ -126,9 +131,6 @@ fn refine_report(a: &Args, est: &mut Estimator, split: &str) -> Result<Value, Bo
         if seg.plan.crossovers_hz.is_empty() { lat_single.push(ms) } else { lat_multi.push(ms) }
         for b in 0..seg.examples {
             let i = seg.first + b;
-            if i % every != 0 {
-                continue;
-            }
             let truth = seg.plan.params[b];
             if let Some(y) = &check {
                 if y[i * 6..i * 6 + 6] != truth.to_array() {
@@ -137,6 +139,14 @@ fn refine_report(a: &Args, est: &mut Estimator, split: &str) -> Result<Value, Bo
             }
             seen += 1;
             let gr = seg.max_gr_db[b];
+            if a.verbose {
+                let ok = |p| accuracy::judge(p, truth).iter().map(|c| match c { Some(true) => '+', Some(false) => '-', None => ' ' }).collect::<String>();
+                eprintln!(
+                    "\n#{i} band {b}/{} gr {gr:.1} res net {:.2} ref {:.2} [{}] [{}]\n  truth {:?}\n  net   {:?}\n  ref   {:?}",
+                    seg.plan.params.len(), e.network_residual_db[b], e.residual_db[b], ok(e.network[b]), ok(e.bands[b]),
+                    truth.to_array(), e.network[b].to_array(), e.bands[b].to_array()
+                );
+            }
             if gr >= UNIDENTIFIABLE_GR_DB {
                 ident.network.add(e.network[b], truth);
                 ident.refined.add(e.bands[b], truth);
@@ -175,7 +185,7 @@ fn refine_report(a: &Args, est: &mut Estimator, split: &str) -> Result<Value, Bo
     let med = |v: &mut Vec<f64>| if v.is_empty() { f64::NAN } else { percentile(v, 0.5) };
     Ok(json!({
         "split": split,
-        "replay": {"seed": 1, "examples_in_split": a.refine_count, "every": every, "scored": seen,
+        "replay": {"seed": 1, "examples_in_split": a.refine_count, "every_kth_segment": every, "scored": seen,
                    "checked_against_y": check.is_some(), "mismatches": mismatches},
         "identifiable": ident.json(),
         "unidentifiable": unident.json(),
