@@ -754,7 +754,8 @@ pub fn replay_split(
             let offset = rng.below((len - seg + 1) as u64) as usize;
             let g = 10f64.powf(rng.uniform(INPUT_GAIN_DB.0, INPUT_GAIN_DB.1) / 20.0) as f32;
             let a = audio.as_ref().expect("decoded with its length");
-            let dry: [Vec<f32>; 2] = std::array::from_fn(|c| a[c][offset..offset + seg].iter().map(|x| x * g).collect());
+            let dry: [Vec<f32>; 2] =
+                std::array::from_fn(|c| a[c][offset..offset + seg].iter().map(|x| x * g).collect());
             let plan = SegmentPlan::draw(&mut rng, cfg.multiband_fraction);
             left -= emit(name.clone(), dry, plan, left, &mut done)?;
         }

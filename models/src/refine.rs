@@ -88,7 +88,11 @@ impl RefineConfig {
 #[derive(Clone, Debug, PartialEq)]
 pub enum RefineError {
     /// A sample of dry or wet is NaN or infinite.
-    NonFinite { signal: &'static str, channel: usize, index: usize },
+    NonFinite {
+        signal: &'static str,
+        channel: usize,
+        index: usize,
+    },
     /// The dry signal has no frame above the floor in any band: nothing to compare.
     Silent,
     Shape(String),
@@ -315,8 +319,9 @@ impl Refiner {
     /// returns the slices holding the result.
     fn render(&mut self, band: usize, p: CompressorParams, span: usize) -> &[Vec<f32>] {
         self.evals += 1;
-        // Settings within the descriptor's ranges (from_normalised clamps) cannot be refused.
-        let _ = p.apply(self.node.as_mut());
+        // Every candidate comes from `to_params`, inside the descriptor's ranges, so none is refused.
+        let applied = p.apply(self.node.as_mut());
+        debug_assert!(applied.is_ok(), "{p:?}: {applied:?}");
         self.node.reset();
         let dry = &self.bands[band].dry;
         let mut pos = 0;
@@ -354,7 +359,8 @@ impl Refiner {
         let n = self.bands[0].dry[0].len();
         let mut rendered = Vec::with_capacity(nbands);
         for (b, p) in params.iter().enumerate() {
-            let _ = p.apply(self.node.as_mut());
+            let applied = p.apply(self.node.as_mut());
+            debug_assert!(applied.is_ok(), "{p:?}: {applied:?}");
             self.node.reset();
             let mut out = vec![vec![0.0f32; n]; self.channels];
             let dry = &self.bands[b].dry;
@@ -414,8 +420,7 @@ impl Refiner {
         let out = self.render(band, p, span);
         let (cand, _) = frame_levels(out, hop, span);
         let b = &self.bands[band];
-        let d: Vec<f64> =
-            (0..cand.len()).filter(|&t| b.mask_coarse[t]).map(|t| b.wet_coarse[t] - cand[t]).collect();
+        let d: Vec<f64> = (0..cand.len()).filter(|&t| b.mask_coarse[t]).map(|t| b.wet_coarse[t] - cand[t]).collect();
         if d.is_empty() {
             return 0.0;
         }
@@ -473,7 +478,13 @@ impl Refiner {
         // A network that answered NaN starts from the middle of the ranges.
         let start = CompressorParams::from_normalised(start.normalised().map(|u| if u.is_finite() { u } else { 0.5 }));
         if self.bands[band].silent {
-            return BandFit { params: start, residual_db: f32::NAN, start_residual_db: f32::NAN, spread_db: 0.0, evals: 0 };
+            return BandFit {
+                params: start,
+                residual_db: f32::NAN,
+                start_residual_db: f32::NAN,
+                spread_db: 0.0,
+                evals: 0,
+            };
         }
         let n = self.bands[band].dry[0].len();
         let coarse_span = ((COARSE_S * self.sample_rate) as usize).min(n);
@@ -529,7 +540,13 @@ impl Refiner {
         self.evals = 0;
         let start = CompressorParams::from_normalised(start.normalised().map(|u| if u.is_finite() { u } else { 0.5 }));
         if self.bands[band].silent {
-            return BandFit { params: start, residual_db: f32::NAN, start_residual_db: f32::NAN, spread_db: 0.0, evals: 0 };
+            return BandFit {
+                params: start,
+                residual_db: f32::NAN,
+                start_residual_db: f32::NAN,
+                spread_db: 0.0,
+                evals: 0,
+            };
         }
         let n = self.bands[band].dry[0].len();
         self.makeup[band] = start.makeup_db;
@@ -687,7 +704,11 @@ mod tests {
         let fit = r.refine_band(0, WRONG, &RefineConfig::default());
         eprintln!("{fit:?}");
         assert!(in_ranges(fit.params));
-        assert_eq!(judge(fit.params, TRUTH), [Some(true), Some(true), Some(true), Some(true), None, Some(true)], "{fit:?}");
+        assert_eq!(
+            judge(fit.params, TRUTH),
+            [Some(true), Some(true), Some(true), Some(true), None, Some(true)],
+            "{fit:?}"
+        );
         assert!(fit.residual_db < 0.1 && fit.start_residual_db > 2.0, "{fit:?}");
         // The truth's own residual is exactly 0: the measure compares the node with itself.
         assert_eq!(r.residual_db(0, TRUTH), 0.0);
@@ -735,7 +756,14 @@ mod tests {
         let mut r = Refiner::new(&[&dry[0], &dry[1]], &[&wet[0], &wet[1]], SAMPLE_RATE, &[]).unwrap();
         let cheap = RefineConfig { coarse_evals: 20, fine_evals: 20, restart_evals: 10 };
         let wild = [
-            CompressorParams { threshold_db: 50.0, ratio: 100.0, attack_ms: -3.0, release_ms: 1e9, knee_db: -1.0, makeup_db: 99.0 },
+            CompressorParams {
+                threshold_db: 50.0,
+                ratio: 100.0,
+                attack_ms: -3.0,
+                release_ms: 1e9,
+                knee_db: -1.0,
+                makeup_db: 99.0,
+            },
             CompressorParams { threshold_db: f32::NAN, ratio: f32::INFINITY, attack_ms: f32::NAN, ..WRONG },
             corner,
         ];
@@ -764,9 +792,8 @@ mod tests {
         }
         // A quiet tone (−53 dBFS) at 100 Hz with a split at 5 kHz: the upper band holds only the filters'
         // leakage, far below the floor, the lower one the tone.
-        let tone: Vec<f32> = (0..48_000 * 3)
-            .map(|i| 0.003 * (i as f32 * 2.0 * std::f32::consts::PI * 100.0 / 48_000.0).sin())
-            .collect();
+        let tone: Vec<f32> =
+            (0..48_000 * 3).map(|i| 0.003 * (i as f32 * 2.0 * std::f32::consts::PI * 100.0 / 48_000.0).sin()).collect();
         let mut r = Refiner::new(&[&tone], &[&tone], SAMPLE_RATE, &[5000.0]).unwrap();
         assert!(!r.silent(0) && r.silent(1));
         let fit = r.refine_band(1, WRONG, &RefineConfig::default());

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use ballast_models::estimator::{EstimateError, Estimator};
-use ballast_models::refine::RefineError;
 use ballast_models::params::ranges;
+use ballast_models::refine::RefineError;
 use ballast_models::session::ModelError;
 
 fn probe() -> Estimator {
@@ -112,6 +112,7 @@ fn nan_and_silence_are_clear_errors_and_the_estimator_can_move_to_a_worker() {
         Err(e @ EstimateError::Refine(RefineError::Silent)) => assert!(e.to_string().contains("silent"), "{e}"),
         other => panic!("expected a Silent error, got {other:?}"),
     }
-    let handle = std::thread::spawn(move || est.estimate_with(&[&x], &[&x], 48_000.0, &[], None).map(|e| e.bands.len()));
+    let handle =
+        std::thread::spawn(move || est.estimate_with(&[&x], &[&x], 48_000.0, &[], None).map(|e| e.bands.len()));
     assert_eq!(handle.join().unwrap(), Ok(1));
 }

@@ -13,9 +13,9 @@ use ballast_models::accuracy::{evaluate_split, resynthesis_error_db, Accuracy};
 use ballast_models::dataset::{
     compress_into, decode, replay_split, Config, DEFAULT_MUSIC_DIR, SAMPLE_RATE, UNIDENTIFIABLE_GR_DB,
 };
-use ballast_models::params::KEYS;
 use ballast_models::estimator::Estimator;
 use ballast_models::params::CompressorParams;
+use ballast_models::params::KEYS;
 use ballast_models::rng::Rng;
 
 /// Accuracy on the identifiable examples of the committed held-out set, per parameter and overall, as
@@ -81,7 +81,8 @@ fn refined_estimates_of_the_held_out_set_score_what_the_card_claims() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/heldout");
     let meta: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
-    let indices: Vec<usize> = meta["indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let indices: Vec<usize> =
+        meta["indices"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
     let picked: Vec<usize> = indices[..HELDOUT_REPLAYED].to_vec();
     let y = ballast_models::npy::Npy::read(&dir.join("test_y.npy")).unwrap().to_f32().unwrap();
     // The card's build: seed 1, 1500 test examples, a quarter synthetic, a fifth of segments multiband.
@@ -115,7 +116,12 @@ fn refined_estimates_of_the_held_out_set_score_what_the_card_claims() {
             net.add(e.network[b], truth);
             refined.add(e.bands[b], truth);
             residuals.push(f64::from(e.residual_db[b]));
-            eprintln!("#{i} band {b}/{}: residual {:.3} dB (network {:.2})", seg.plan.params.len(), e.residual_db[b], e.network_residual_db[b]);
+            eprintln!(
+                "#{i} band {b}/{}: residual {:.3} dB (network {:.2})",
+                seg.plan.params.len(),
+                e.residual_db[b],
+                e.network_residual_db[b]
+            );
         }
         Ok(())
     })
@@ -172,7 +178,10 @@ fn estimates_from_audio_resynthesise_the_gain_trajectory_as_claimed() {
         0.5 * (v[5] + v[6])
     };
     let (refined, network) = (median(&mut errs), median(&mut errs_net));
-    eprintln!("median re-synthesis error over {} segments: refined {refined:.3} dB, network {network:.3} dB", errs.len());
+    eprintln!(
+        "median re-synthesis error over {} segments: refined {refined:.3} dB, network {network:.3} dB",
+        errs.len()
+    );
     assert!(
         network <= CLAIMED_RESYNTH_MEDIAN_DB + RESYNTH_MARGIN_DB,
         "network-only median re-synthesis error {network:.3} dB > claimed {CLAIMED_RESYNTH_MEDIAN_DB} + {RESYNTH_MARGIN_DB}"

@@ -104,7 +104,9 @@ fn refine_report(a: &Args, est: &mut Estimator, split: &str) -> Result<Value, Bo
         multiband_fraction: 0.2,
     };
     let check = match &a.check_y {
-        Some(d) => Some(ballast_models::npy::Npy::read(&d.join(format!("{split}_y.npy")))?.to_f32().ok_or("y not f32")?),
+        Some(d) => {
+            Some(ballast_models::npy::Npy::read(&d.join(format!("{split}_y.npy")))?.to_f32().ok_or("y not f32")?)
+        }
         None => None,
     };
     let every = a.refine_every.max(1);
@@ -128,7 +130,11 @@ fn refine_report(a: &Args, est: &mut Estimator, split: &str) -> Result<Value, Bo
         let e = e.and_then(|_| est.estimate(&dry, &wet, SAMPLE_RATE, &seg.plan.crossovers_hz));
         let ms = t0.elapsed().as_secs_f64() * 1e3;
         let e = e.map_err(|e| dataset::DatasetError::Render(format!("estimate: {e}")))?;
-        if seg.plan.crossovers_hz.is_empty() { lat_single.push(ms) } else { lat_multi.push(ms) }
+        if seg.plan.crossovers_hz.is_empty() {
+            lat_single.push(ms)
+        } else {
+            lat_multi.push(ms)
+        }
         for b in 0..seg.examples {
             let i = seg.first + b;
             let truth = seg.plan.params[b];
@@ -140,7 +146,16 @@ fn refine_report(a: &Args, est: &mut Estimator, split: &str) -> Result<Value, Bo
             seen += 1;
             let gr = seg.max_gr_db[b];
             if a.verbose {
-                let ok = |p| accuracy::judge(p, truth).iter().map(|c| match c { Some(true) => '+', Some(false) => '-', None => ' ' }).collect::<String>();
+                let ok = |p| {
+                    accuracy::judge(p, truth)
+                        .iter()
+                        .map(|c| match c {
+                            Some(true) => '+',
+                            Some(false) => '-',
+                            None => ' ',
+                        })
+                        .collect::<String>()
+                };
                 eprintln!(
                     "\n#{i} band {b}/{} gr {gr:.1} res net {:.2} ref {:.2} [{}] [{}]\n  truth {:?}\n  net   {:?}\n  ref   {:?}",
                     seg.plan.params.len(), e.network_residual_db[b], e.residual_db[b], ok(e.network[b]), ok(e.bands[b]),
