@@ -5,8 +5,11 @@
 //! computes now, or a worse retrain fails here. The claims are written out below on purpose (not read
 //! from a file `make models` rewrites), so lowering them is a visible edit.
 //!
-//! A second test runs the user's path (`Estimator::estimate` on audio) on segments of a held-out track and
-//! checks the re-synthesis error the card claims.
+//! A second test replays the first examples of that set with their audio (`dataset::replay_split`, the
+//! build's own random streams; each replayed setting is checked against the set's `test_y.npy`) and runs
+//! the user's path, `Estimator::estimate` (network, then re-synthesis refinement), on them: the refined
+//! accuracy and residual must be what the card claims, and better than the network's. A third runs
+//! `estimate` on segments of a held-out track and checks both stages' re-synthesis errors.
 use std::path::{Path, PathBuf};
 
 use ballast_models::accuracy::{evaluate_split, resynthesis_error_db, Accuracy};
