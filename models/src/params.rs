@@ -43,6 +43,13 @@ impl Range {
     /// `exp(ln(0.1))` is 0.099999994 in f32, which the descriptor refuses.
     pub fn denormalise(&self, u: f32) -> f32 {
         let u = u.clamp(0.0, 1.0);
+        // The ends exactly (f32 exp(ln) misses them by a rounding).
+        if u == 0.0 {
+            return self.min;
+        }
+        if u == 1.0 {
+            return self.max;
+        }
         let v = if self.log {
             (self.min.ln() + u * (self.max.ln() - self.min.ln())).exp()
         } else {
