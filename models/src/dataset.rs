@@ -330,25 +330,15 @@ impl Renderer {
         multiband_fraction: f64,
         out: &mut Vec<Example>,
     ) -> Result<(), DatasetError> {
-        // The coin is only drawn when multiband is on, so single-band datasets keep their random streams.
-        if multiband_fraction <= 0.0 || rng.unit() >= multiband_fraction {
-            let params = CompressorParams::sample(rng);
+        let SegmentPlan { crossovers_hz, params } = SegmentPlan::draw(rng, multiband_fraction);
+        if crossovers_hz.is_empty() {
+            let params = params[0];
             let mut x = Vec::with_capacity(SIGNALS * FRAMES * FEATURES);
             let max_gr_db = self.render(dry, params, &mut x)?;
             out.push(Example { x, params, max_gr_db, band: 0, bands: 1, crossovers_hz: Vec::new() });
             return Ok(());
         }
-        let bands = MULTIBAND_BANDS.0 + rng.below((MULTIBAND_BANDS.1 - MULTIBAND_BANDS.0 + 1) as u64) as usize;
-        let splits = bands - 1;
-        let (lo, hi) = (MULTIBAND_SPLITS_HZ.0.ln(), MULTIBAND_SPLITS_HZ.1.ln());
-        let crossovers_hz: Vec<f64> = (0..splits)
-            .map(|i| {
-                let a = lo + (hi - lo) * i as f64 / splits as f64;
-                let b = lo + (hi - lo) * (i + 1) as f64 / splits as f64;
-                rng.uniform(a, b).exp()
-            })
-            .collect();
-        let params: Vec<CompressorParams> = (0..bands).map(|_| CompressorParams::sample(rng)).collect();
+        let bands = params.len();
         let preroll = (PREROLL_S * SAMPLE_RATE) as usize;
         let gr = compress_multiband_into(dry, &crossovers_hz, &params, &mut self.wet, preroll)?;
         let mut fx =
@@ -368,6 +358,37 @@ impl Renderer {
             });
         }
         Ok(())
+    }
+}
+
+/// What one segment is rendered with: the single-band compressor (no crossovers, one setting) or the
+/// multiband node (its crossovers and one setting per band).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegmentPlan {
+    pub crossovers_hz: Vec<f64>,
+    pub params: Vec<CompressorParams>,
+}
+
+impl SegmentPlan {
+    /// Draws a plan from `rng` in the dataset's order (coin, then band count, crossovers, settings), so a
+    /// replay ([`replay_split`]) sees exactly the segments the builder rendered.
+    pub fn draw(rng: &mut Rng, multiband_fraction: f64) -> Self {
+        // The coin is only drawn when multiband is on, so single-band datasets keep their random streams.
+        if multiband_fraction <= 0.0 || rng.unit() >= multiband_fraction {
+            return Self { crossovers_hz: Vec::new(), params: vec![CompressorParams::sample(rng)] };
+        }
+        let bands = MULTIBAND_BANDS.0 + rng.below((MULTIBAND_BANDS.1 - MULTIBAND_BANDS.0 + 1) as u64) as usize;
+        let splits = bands - 1;
+        let (lo, hi) = (MULTIBAND_SPLITS_HZ.0.ln(), MULTIBAND_SPLITS_HZ.1.ln());
+        let crossovers_hz: Vec<f64> = (0..splits)
+            .map(|i| {
+                let a = lo + (hi - lo) * i as f64 / splits as f64;
+                let b = lo + (hi - lo) * (i + 1) as f64 / splits as f64;
+                rng.uniform(a, b).exp()
+            })
+            .collect();
+        let params = (0..bands).map(|_| CompressorParams::sample(rng)).collect();
+        Self { crossovers_hz, params }
     }
 }
 
@@ -636,6 +657,123 @@ pub fn build(cfg: &Config, progress: &mut dyn FnMut(usize, usize)) -> Result<[Sp
     let text = serde_json::to_string_pretty(&meta).expect("json of plain values");
     std::fs::write(&meta_path, text + "\n").map_err(io(&meta_path))?;
     Ok(summaries)
+}
+
+/// One segment of a split as [`build`] rendered it, with its audio: for evaluations that need the dry and
+/// wet signals (the refiner), which the `.npy` files do not keep.
+#[derive(Clone, Debug)]
+pub struct ReplayedSegment {
+    /// Index in the split of the segment's first example; its examples are `first..first + examples`.
+    pub first: usize,
+    /// Examples the builder wrote from it (a multiband segment's bands, cut short at the split's end).
+    pub examples: usize,
+    /// `meta.json`'s source name: a track file or a synthetic kind.
+    pub source: String,
+    /// Gained dry input and the node's output, [`SEGMENT_S`] at [`SAMPLE_RATE`], planar stereo.
+    pub dry: [Vec<f32>; 2],
+    pub wet: [Vec<f32>; 2],
+    pub plan: SegmentPlan,
+    /// Per band, the largest metered gain reduction after the pre-roll, dB (the identifiable flag's input).
+    pub max_gr_db: Vec<f32>,
+}
+
+/// Replays split `split` (index into [`SPLITS`]) of the dataset `cfg` describes, without writing it: every
+/// segment whose example range `wanted` accepts is decoded, rendered and handed to `visit` in order. Each
+/// example's randomness derives from (seed, split, index) alone, so the segments are those of a real build
+/// with the same seed, counts (only `counts[split]` matters), fractions and tracks.
+pub fn replay_split(
+    cfg: &Config,
+    split: usize,
+    wanted: &dyn Fn(std::ops::Range<usize>) -> bool,
+    visit: &mut dyn FnMut(ReplayedSegment) -> Result<(), DatasetError>,
+) -> Result<(), DatasetError> {
+    let mut tracks = split_tracks(&cfg.music_dir)?;
+    if let Some(k) = cfg.tracks_per_split {
+        for t in tracks.iter_mut() {
+            t.truncate(k);
+        }
+    }
+    let tracks = &tracks[split];
+    let n = cfg.counts[split];
+    let n_synth = ((n as f64) * cfg.synthetic_fraction.clamp(0.0, 1.0)).round() as usize;
+    let n_music = if tracks.is_empty() { 0 } else { n - n_synth };
+    let n_synth = n - n_music;
+    let weights: Vec<f64> =
+        tracks.iter().map(|t| duration_s(t).map(|s| (s - SEGMENT_S).max(0.0))).collect::<Result<_, _>>()?;
+    let per_track = allocate(n_music, &weights);
+    let seg = (SEGMENT_S * SAMPLE_RATE) as usize;
+    let preroll = (PREROLL_S * SAMPLE_RATE) as usize;
+    let mut index = 0u64;
+    let mut done = 0usize;
+    let mut emit = |source: String,
+                    dry: [Vec<f32>; 2],
+                    plan: SegmentPlan,
+                    left: usize,
+                    done: &mut usize|
+     -> Result<usize, DatasetError> {
+        let take = plan.params.len().min(left);
+        let first = *done;
+        *done += take;
+        if !wanted(first..first + take) {
+            return Ok(take);
+        }
+        let mut wet = [Vec::new(), Vec::new()];
+        let max_gr_db = if plan.crossovers_hz.is_empty() {
+            vec![compress_into([&dry[0], &dry[1]], plan.params[0], &mut wet, preroll)?]
+        } else {
+            compress_multiband_into([&dry[0], &dry[1]], &plan.crossovers_hz, &plan.params, &mut wet, preroll)?
+        };
+        visit(ReplayedSegment { first, examples: take, source, dry, wet, plan, max_gr_db })?;
+        Ok(take)
+    };
+    for (track, &k) in tracks.iter().zip(&per_track) {
+        if k == 0 {
+            continue;
+        }
+        // Decoded only when one of its segments is wanted; the random streams advance either way.
+        let mut audio: Option<[Vec<f32>; 2]> = None;
+        let mut len = None;
+        let name = track.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut left = k;
+        while left > 0 {
+            let mut rng = Rng::derive(cfg.seed, split as u64, index);
+            index += 1;
+            // The offset needs the decoded length; decode on first need (every wanted track is decoded).
+            if len.is_none() {
+                let a = decode(track)?;
+                if a[0].len() < seg {
+                    return Err(DatasetError::Decode {
+                        track: track.clone(),
+                        reason: format!("{} samples is too short", a[0].len()),
+                    });
+                }
+                len = Some(a[0].len());
+                audio = Some(a);
+            }
+            let len = len.expect("set above");
+            let offset = rng.below((len - seg + 1) as u64) as usize;
+            let g = 10f64.powf(rng.uniform(INPUT_GAIN_DB.0, INPUT_GAIN_DB.1) / 20.0) as f32;
+            let a = audio.as_ref().expect("decoded with its length");
+            let dry: [Vec<f32>; 2] =
+                std::array::from_fn(|c| a[c][offset..offset + seg].iter().map(|x| x * g).collect());
+            let plan = SegmentPlan::draw(&mut rng, cfg.multiband_fraction);
+            left -= emit(name.clone(), dry, plan, left, &mut done)?;
+        }
+    }
+    let mut left = n_synth;
+    let mut j = 0;
+    while left > 0 {
+        let mut rng = Rng::derive(cfg.seed, split as u64, index);
+        index += 1;
+        let kind = synth::Kind::ALL[j % synth::Kind::ALL.len()];
+        let [l, r] = synth::render(kind, &mut rng, SAMPLE_RATE, seg);
+        let g = 10f64.powf(rng.uniform(INPUT_GAIN_DB.0, INPUT_GAIN_DB.1) / 20.0) as f32;
+        let dry = [l.iter().map(|v| v * g).collect(), r.iter().map(|v| v * g).collect()];
+        let plan = SegmentPlan::draw(&mut rng, cfg.multiband_fraction);
+        left -= emit(kind.name().to_string(), dry, plan, left, &mut done)?;
+        j += 1;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use ndarray::{Array4, ArrayView4, Axis};
 
 use crate::features::{FeatureError, FeatureExtractor, FEATURES, FRAMES, SIGNALS};
 use crate::params::{CompressorParams, KEYS};
+use crate::refine::{self, RefineConfig, RefineError, Refiner};
 use crate::session::{Model, ModelError, ModelSpec, TensorSpec};
 
 /// The model's input name: `[batch, 2, FRAMES, FEATURES]` features (dry, wet).
@@ -30,6 +31,8 @@ pub fn spec() -> ModelSpec {
 pub enum EstimateError {
     Model(ModelError),
     Features(FeatureError),
+    /// The audio cannot be refined: a NaN or infinite sample, or silent dry audio.
+    Refine(RefineError),
     /// The pair is shorter than one window.
     TooShort {
         seconds: f64,
@@ -42,6 +45,7 @@ impl std::fmt::Display for EstimateError {
         match self {
             EstimateError::Model(e) => write!(f, "{e}"),
             EstimateError::Features(e) => write!(f, "{e}"),
+            EstimateError::Refine(e) => write!(f, "{e}"),
             EstimateError::TooShort { seconds, needed } => {
                 write!(f, "the audio is {seconds:.2} s long; the estimator needs at least {needed:.2} s")
             }
@@ -63,12 +67,65 @@ impl From<FeatureError> for EstimateError {
     }
 }
 
+impl From<RefineError> for EstimateError {
+    fn from(e: RefineError) -> Self {
+        EstimateError::Refine(e)
+    }
+}
+
 /// Settings per band, low to high.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Estimate {
+    /// The refined settings ([`crate::refine`]): what to apply.
     pub bands: Vec<CompressorParams>,
-    /// Windows each band's estimate is the median of.
+    /// Windows each band's network estimate is the median of.
     pub windows: usize,
+    /// The network's settings alone (the refiner's start), for reporting.
+    pub network: Vec<CompressorParams>,
+    /// Per band, the re-synthesis error of `bands` over the whole pair, dB ([`crate::refine`]'s measure,
+    /// 10 ms frames; NaN for a silent band).
+    pub residual_db: Vec<f32>,
+    /// The same for `network`.
+    pub network_residual_db: Vec<f32>,
+    /// Per band, [`refine::confidence`] of the residual and of how much the gain moved, in [0, 1].
+    pub band_confidence: Vec<f32>,
+    /// The lowest band confidence: the estimate is as trustworthy as its worst band.
+    pub confidence: f32,
+}
+
+impl Estimate {
+    /// Issue 6's JSON: `{"bands": [{"threshold_db", "ratio", "attack_ms", "release_ms", "makeup_db",
+    /// "knee_db", "residual_db", "confidence"}…], "confidence": …}`, plus `"network"` with the network-only
+    /// settings.
+    pub fn to_json(&self) -> serde_json::Value {
+        let settings = |p: &CompressorParams| {
+            serde_json::json!({
+                "threshold_db": p.threshold_db,
+                "ratio": p.ratio,
+                "attack_ms": p.attack_ms,
+                "release_ms": p.release_ms,
+                "makeup_db": p.makeup_db,
+                "knee_db": p.knee_db,
+            })
+        };
+        let finite = |v: f32| v.is_finite().then_some(v);
+        let bands: Vec<serde_json::Value> = self
+            .bands
+            .iter()
+            .enumerate()
+            .map(|(b, p)| {
+                let mut v = settings(p);
+                v["residual_db"] = serde_json::json!(self.residual_db.get(b).copied().and_then(finite));
+                v["confidence"] = serde_json::json!(self.band_confidence.get(b));
+                v
+            })
+            .collect();
+        serde_json::json!({
+            "bands": bands,
+            "confidence": self.confidence,
+            "network": self.network.iter().map(settings).collect::<Vec<_>>(),
+        })
+    }
 }
 
 /// A loaded estimator model. Worker threads only (allocates, runs ONNX Runtime).
@@ -94,7 +151,10 @@ impl Estimator {
     }
 
     /// Estimates the settings of each band between `crossovers_hz` (empty: one band, the `compressor`
-    /// node) that turned `dry` into `wet` (planar, same length and channel count, 1 or 2 channels).
+    /// node) that turned `dry` into `wet` (planar, same length and channel count, 1 or 2 channels): the
+    /// network's estimate, refined by re-synthesis ([`crate::refine`]). A NaN or infinite sample, or dry
+    /// audio silent in every band, is an error; a silent band of several keeps the network's settings with
+    /// confidence 0.
     pub fn estimate(
         &mut self,
         dry: &[&[f32]],
@@ -102,6 +162,78 @@ impl Estimator {
         sample_rate: f64,
         crossovers_hz: &[f64],
     ) -> Result<Estimate, EstimateError> {
+        let cfg = RefineConfig::for_bands(crossovers_hz.len() + 1);
+        self.estimate_with(dry, wet, sample_rate, crossovers_hz, Some(&cfg))
+    }
+
+    /// As [`Estimator::estimate`], with the refiner's budgets; `None` skips refinement (`bands` are then
+    /// the network's settings, and the residuals and confidence are still measured).
+    pub fn estimate_with(
+        &mut self,
+        dry: &[&[f32]],
+        wet: &[&[f32]],
+        sample_rate: f64,
+        crossovers_hz: &[f64],
+        refine: Option<&RefineConfig>,
+    ) -> Result<Estimate, EstimateError> {
+        // Checked before the network: NaN features would come back as NaN settings.
+        let mut refiner = match Refiner::new(dry, wet, sample_rate, crossovers_hz) {
+            Ok(r) => r,
+            // Shape problems are reported by the feature extractor, in its words.
+            Err(RefineError::Shape(_)) => {
+                FeatureExtractor::new(sample_rate, dry.len(), crossovers_hz)?.extract(dry, wet)?;
+                return Err(EstimateError::Refine(RefineError::Shape("dry and wet do not match".into())));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (network, windows) = self.network(dry, wet, sample_rate, crossovers_hz)?;
+        refiner.set_context(&network);
+        let mut fits = Vec::with_capacity(network.len());
+        let (mut residual_db, mut network_residual_db, mut band_confidence) = (Vec::new(), Vec::new(), Vec::new());
+        for (b, &start) in network.iter().enumerate() {
+            let fit = match refine {
+                Some(cfg) => refiner.refine_band(b, start, cfg),
+                None => {
+                    let r = if refiner.silent(b) { f32::NAN } else { refiner.residual_db(b, start) };
+                    refine::BandFit {
+                        params: start,
+                        residual_db: r,
+                        start_residual_db: r,
+                        spread_db: refiner.spread_db(b),
+                        evals: 0,
+                    }
+                }
+            };
+            fits.push(fit);
+        }
+        // Multiband: each band was fitted beside the network's other bands; fit once more beside the
+        // refined ones, so every band's leakage is the final estimate's.
+        if let (Some(cfg), true) = (refine, fits.len() > 1) {
+            refiner.set_context(&fits.iter().map(|f| f.params).collect::<Vec<_>>());
+            for (b, fit) in fits.iter_mut().enumerate() {
+                let polished = refiner.polish_band(b, fit.params, cfg.restart_evals);
+                *fit = refine::BandFit { start_residual_db: fit.start_residual_db, ..polished };
+            }
+        }
+        let mut bands = Vec::with_capacity(fits.len());
+        for fit in &fits {
+            bands.push(fit.params);
+            residual_db.push(fit.residual_db);
+            network_residual_db.push(fit.start_residual_db);
+            band_confidence.push(refine::confidence(fit.residual_db, fit.spread_db));
+        }
+        let confidence = band_confidence.iter().copied().fold(1.0f32, f32::min);
+        Ok(Estimate { bands, windows, network, residual_db, network_residual_db, band_confidence, confidence })
+    }
+
+    /// The network's settings per band (median over half-overlapping windows) and the window count.
+    fn network(
+        &mut self,
+        dry: &[&[f32]],
+        wet: &[&[f32]],
+        sample_rate: f64,
+        crossovers_hz: &[f64],
+    ) -> Result<(Vec<CompressorParams>, usize), EstimateError> {
         let mut fx = FeatureExtractor::new(sample_rate, dry.len(), crossovers_hz)?;
         let features = fx.extract(dry, wet)?;
         let frames = features.frames();
@@ -130,7 +262,7 @@ impl Estimator {
             let u: [f32; 6] = std::array::from_fn(|k| median(rows.clone().map(|r| out[[r, k]]).collect()));
             result.push(CompressorParams::from_normalised(u));
         }
-        Ok(Estimate { bands: result, windows: starts.len() })
+        Ok((result, starts.len()))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod estimator;
 pub mod features;
 pub mod npy;
 pub mod params;
+pub mod refine;
 pub mod rng;
 pub mod runtime;
 pub mod session;

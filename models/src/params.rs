@@ -39,14 +39,23 @@ impl Range {
         }
     }
 
-    /// Inverse of [`Range::normalise`] (input clamped to [0, 1]).
+    /// Inverse of [`Range::normalise`] (input clamped to [0, 1]). The result is clamped to the range too:
+    /// `exp(ln(0.1))` is 0.099999994 in f32, which the descriptor refuses.
     pub fn denormalise(&self, u: f32) -> f32 {
         let u = u.clamp(0.0, 1.0);
-        if self.log {
+        // The ends exactly (f32 exp(ln) misses them by a rounding).
+        if u == 0.0 {
+            return self.min;
+        }
+        if u == 1.0 {
+            return self.max;
+        }
+        let v = if self.log {
             (self.min.ln() + u * (self.max.ln() - self.min.ln())).exp()
         } else {
             self.min + u * (self.max - self.min)
-        }
+        };
+        v.clamp(self.min, self.max)
     }
 
     pub fn sample(&self, rng: &mut Rng) -> f32 {
@@ -143,6 +152,10 @@ mod tests {
                 // f32 ln/exp over ranges up to 5000: relative error ~1e-6.
                 assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
             }
+        }
+        // The ends map to the ends exactly (the descriptor refuses 0.099999994 ms of attack).
+        for r in ranges() {
+            assert_eq!((r.denormalise(0.0), r.denormalise(1.0)), (r.min, r.max), "{}", r.key);
         }
         // Geometric midpoint of attack's range normalises to 0.5.
         assert!((ranges()[2].normalise((0.1f32 * 500.0).sqrt()) - 0.5).abs() < 1e-5);
