@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ballast_audiofile::WavStream;
-use ballast_models::estimator::{EstimateError, Estimator};
+use ballast_models::estimator::{Estimate, EstimateError, Estimator};
 use ballast_models::params::CompressorParams;
 use ballast_models::runtime;
 use serde_json::{json, Value};
@@ -95,9 +95,22 @@ fn read(path: &Path) -> Result<(u32, Vec<Vec<f32>>), CtlError> {
     Ok((rate, planar))
 }
 
-/// The estimate as `--json` prints it. The estimator gives no confidence, so `confidence` is null.
-pub fn estimate_json(bands: &[CompressorParams]) -> Value {
-    json!({ "bands": bands.iter().map(band_json).collect::<Vec<_>>(), "confidence": Value::Null })
+/// The estimate as `--json` prints it: per band the settings, the re-synthesis residual (dB RMS of
+/// the gain trajectory, the refiner's measure) and that band's confidence; `confidence` overall is the
+/// lowest band's (models/MODEL_CARD.md says how it is derived).
+pub fn estimate_json(e: &Estimate) -> Value {
+    let bands: Vec<Value> = e
+        .bands
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut v = band_json(b);
+            v["residual_db"] = e.residual_db.get(i).map_or(Value::Null, |r| short(*r));
+            v["confidence"] = e.band_confidence.get(i).map_or(Value::Null, |c| short(*c));
+            v
+        })
+        .collect();
+    json!({ "bands": bands, "confidence": short(e.confidence) })
 }
 
 fn values(b: &CompressorParams) -> [f32; 6] {
@@ -185,10 +198,16 @@ pub fn estimate(
         s.finish_and_clear();
     }
     if json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&estimate_json(&e.bands)).unwrap_or_default()));
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&estimate_json(&e)).unwrap_or_default()));
     }
     let rows: Vec<[f64; 6]> = e.bands.iter().map(|b| values(b).map(f64::from)).collect();
-    Ok(format!("{}confidence: not given (this estimator reports none)\n", table(&rows)))
+    let residuals: Vec<String> = e.residual_db.iter().map(|r| format!("{r:.2}")).collect();
+    Ok(format!(
+        "{}confidence: {:.2} (re-synthesis residual per band: {} dB RMS)\n",
+        table(&rows),
+        e.confidence,
+        residuals.join(", ")
+    ))
 }
 
 /// A spinner on stderr while the work runs, when stderr is a terminal.

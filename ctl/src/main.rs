@@ -69,7 +69,9 @@ DRY processed by a compressor, sample for sample. With --crossovers the pair is 
 frequencies (as a multiband node splits) and each band is estimated: N crossovers give N + 1 bands.
 
 Prints per band: threshold (dB), ratio, attack and release (ms), makeup gain (dB), knee width (dB).
-The estimator reports no confidence: `confidence` is null in JSON.
+The network's first guess is refined by re-synthesis: candidate settings are rendered through
+ballast's own compressor until the gain trajectory matches WET's. `confidence` (0..1, per band and
+overall) falls with the remaining residual and with how little gain reduction there was to learn from.
 
 ONNX Runtime: --onnxruntime, else ORT_DYLIB_PATH, else ~/.cache/ballast/onnxruntime/1.31.1/ (filled
 by `make onnxruntime`), else /usr/local/lib and /usr/lib. The model: --model, else estimator.onnx in
@@ -230,8 +232,8 @@ enum Command {
         /// band. Without: one band.
         #[arg(long, value_delimiter = ',', value_name = "HZ,HZ,...")]
         crossovers: Vec<f64>,
-        /// Print JSON: {"bands": [{threshold_db, ratio, attack_ms, release_ms, makeup_db, knee_db}…],
-        /// "confidence": null}.
+        /// Print JSON: {"bands": [{threshold_db, ratio, attack_ms, release_ms, makeup_db, knee_db,
+        /// residual_db, confidence}…], "confidence"}.
         #[arg(long)]
         json: bool,
         /// The estimator model (.onnx) instead of the default search.
