@@ -14,7 +14,10 @@ use crate::session::ModelError;
 pub const MAX_TEMPERATURE: f32 = 5.0;
 
 /// The default [`Options::top_p`]: measured in `NOTES_MODEL_CARD.md`.
-pub const DEFAULT_TOP_P: f32 = 0.9;
+pub const DEFAULT_TOP_P: f32 = 0.8;
+/// The default [`Options::temperature`]: measured in `NOTES_MODEL_CARD.md` (the highest that keeps the key
+/// share above the floor of issue 7).
+pub const DEFAULT_TEMPERATURE: f32 = 0.7;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
@@ -43,7 +46,15 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { seed: 0, temperature: 1.0, top_p: DEFAULT_TOP_P, key: None, transpose: 0, voices: [true; VOICES], prime: Vec::new() }
+        Options {
+            seed: 0,
+            temperature: DEFAULT_TEMPERATURE,
+            top_p: DEFAULT_TOP_P,
+            key: None,
+            transpose: 0,
+            voices: [true; VOICES],
+            prime: Vec::new(),
+        }
     }
 }
 
@@ -187,7 +198,8 @@ impl Generator {
 
     /// The piece so far, as tokens and notes (transposed, muted voices left out).
     pub fn piece(&self) -> Piece {
-        let tokens = TokenPiece { key: Some(self.key), offset_steps: 0, bar_steps: STEPS_PER_BAR, steps: self.steps.clone() };
+        let tokens =
+            TokenPiece { key: Some(self.key), offset_steps: 0, bar_steps: STEPS_PER_BAR, steps: self.steps.clone() };
         let notes = notes_from_tokens(&tokens, self.options.transpose, self.options.voices);
         Piece { key: self.key.transposed(self.options.transpose), tokens, notes }
     }
