@@ -5,6 +5,7 @@ mod apply;
 mod client;
 mod commands;
 mod events;
+mod gen;
 mod measure;
 mod meters;
 mod units;
@@ -200,11 +201,67 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The note model: generate four-part chorale-style music (`gen render` writes a MIDI file offline).
+    #[command(subcommand)]
+    Gen(GenCommand),
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Prints the man page (roff): `ballastctl man | man -l -`.
     Man,
 }
+
+#[derive(Subcommand, Debug)]
+enum GenCommand {
+    /// Generates BARS bars of four-part music (soprano, alto, tenor, bass; 4/4) with the note model and
+    /// writes a standard MIDI file (format 1: a tempo track, then one track and channel per voice). Offline:
+    /// no daemon needed. The same seed and options give the same file.
+    #[command(after_help = GEN_RENDER_HELP, allow_negative_numbers = true)]
+    Render {
+        /// Bars of 4/4 to generate (after the primer, if any).
+        #[arg(long, default_value_t = 16)]
+        bars: usize,
+        /// Random seed: the same seed, model and options give the same notes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The MIDI file to write (e.g. chorale.mid).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Tempo in quarter notes per minute (written into the file; 20..400).
+        #[arg(long, default_value_t = 80.0)]
+        tempo: f64,
+        /// Sampling temperature (0..5]: lower is safer and plainer, higher more adventurous.
+        #[arg(long, default_value_t = ballast_models::notes::generate::DEFAULT_TEMPERATURE)]
+        temperature: f32,
+        /// Nucleus sampling (0..1]: draw each token from the likeliest ones covering this probability.
+        #[arg(long, default_value_t = ballast_models::notes::generate::DEFAULT_TOP_P)]
+        top_p: f32,
+        /// Semitones to shift every note by, after generation (-24..24).
+        #[arg(long, default_value_t = 0)]
+        transpose: i32,
+        /// The key to ask the model for: G, f#, Bb minor, Eb major… (default: the model draws one).
+        #[arg(long)]
+        key: Option<String>,
+        /// Voices that sound, any of s, a, t, b (all four are always composed together).
+        #[arg(long, default_value = "satb")]
+        voices: String,
+        /// Start from the notes of this MIDI file (up to 8 bars; track order soprano, alto, tenor, bass).
+        #[arg(long, value_name = "FILE.mid")]
+        prime: Option<PathBuf>,
+        /// The note model (.onnx); default: the installed or source tree's notes.onnx.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Print JSON: {output, model, bars, seed, key, tempo_bpm, temperature, top_p, transpose, voices,
+        /// tracks, notes, duration_s, generation_s, bytes}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const GEN_RENDER_HELP: &str = "\
+Example: ballastctl gen render --bars 16 --seed 7 --output chorale.mid --tempo 72 --voices satb
+
+Exit codes: 0 written; 1 the model or ONNX Runtime is unavailable (ModelUnavailable: …); 2 a bad option or
+primer file; 4 the output cannot be written.";
 
 #[derive(Subcommand, Debug)]
 enum PresetCommand {
@@ -227,6 +284,33 @@ fn main() -> ExitCode {
     let target = client::Target { system: cli.system, address: cli.address.clone(), dest: cli.dest.clone() };
     let result = match cli.command {
         Command::Measure { file, json } => return measure_command(&file, json),
+        Command::Gen(GenCommand::Render {
+            bars,
+            seed,
+            output,
+            tempo,
+            temperature,
+            top_p,
+            transpose,
+            key,
+            voices,
+            prime,
+            model,
+            json,
+        }) => gen::render(&gen::Render {
+            bars,
+            seed,
+            output,
+            tempo_bpm: tempo,
+            temperature,
+            top_p,
+            transpose,
+            key,
+            voices,
+            prime,
+            model,
+            json,
+        }),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();
@@ -285,7 +369,7 @@ fn run(c: &client::Client, command: Command) -> Result<String, client::CtlError>
         }
         Command::Meters { watch: false, json, .. } => meters::once(c, json),
         Command::Events { count, json } => events::watch(c, count, json).map(|()| String::new()),
-        Command::Measure { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Measure { .. } | Command::Completions { .. } | Command::Man | Command::Gen(_) => {
             unreachable!("handled before connecting")
         }
     }

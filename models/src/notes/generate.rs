@@ -31,7 +31,8 @@ pub struct Options {
     /// 1 draws from all. Cuts the long tail of unlikely (mostly out-of-key) pitches that otherwise adds up
     /// over hundreds of notes.
     pub top_p: f32,
-    /// The key the model is asked for; `None`: the model draws one (as often as Bach used it, shifted by up
+    /// The key the model is asked for; `None`: the primer's (Krumhansl–Schmuckler), or without a primer
+    /// the model draws one (as often as Bach used it, shifted by up
     /// to three semitones, its training's augmentation).
     pub key: Option<Key>,
     /// Semitones added to every pitch after generation.
@@ -137,7 +138,11 @@ impl Generator {
         let mut rng = Rng::new(options.seed);
         let mut scratch = Scratch::default();
         let logits = model.step(BOS, KEY_SLOT, 0)?;
-        let key = match options.key {
+        let primer_key = || {
+            let notes = notes_from_tokens(&primer, 0, [true; VOICES]);
+            super::metrics::find_key(&notes)
+        };
+        let key = match options.key.or_else(primer_key) {
             Some(k) => k,
             None => {
                 let t = sample(&logits[KEY0 as usize..BOS as usize], options.temperature, 1.0, &mut rng, &mut scratch);
