@@ -29,7 +29,7 @@ onnxruntime:
 
 ## Criterion benchmarks (not part of `make test`).
 bench:
-	$(CARGO) bench --bench loudness --bench dynamics --bench limiter --bench generators --bench engine --bench render
+	$(CARGO) bench --bench loudness --bench dynamics --bench limiter --bench generators --bench engine --bench render --bench notes
 
 ## Retrains the compressor-parameter estimator (not part of `make test`; about 15 min of dataset and
 ## 30 min of training on two shared cores): dataset -> train -> ONNX export -> evaluation, then refreshes

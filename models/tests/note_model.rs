@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use ballast_models::notes::events::{notes_from_tokens, tokens_from_notes};
-use ballast_models::notes::metrics::{find_key, Counts};
+use ballast_models::notes::metrics::{in_key, Counts};
 use ballast_models::notes::midi::{read_smf, write_smf};
 use ballast_models::notes::{generate, heldout, model, Key, Note, Options, Piece, StepModel};
 use ballast_models::session::ModelError;
@@ -97,14 +97,24 @@ fn transpose_voices_and_key_controls() {
     let (outer, m) = piece(m, Options { voices: [true, false, false, true], ..base.clone() }, 4);
     let expected: Vec<&Note> = a.notes.iter().filter(|n| n.voice == 0 || n.voice == 3).collect();
     assert_eq!(outer.notes.iter().collect::<Vec<_>>(), expected, "muting voices changed the others");
-    // Asked for G major, the piece stays near it: Krumhansl–Schmuckler finds G major or a neighbour on the
-    // circle of fifths (C, D major; their relative minors), the keys a chorale in G modulates to.
-    let (long, m) = piece(m, Options { seed: 9, ..base.clone() }, BARS);
-    let found = find_key(&long.notes).unwrap();
-    let major_tonic = if found.minor { (found.tonic + 3) % 12 } else { found.tonic };
-    assert!([7, 0, 2].contains(&major_tonic), "asked for G major, found {found}");
-    let in_g = long.notes.iter().filter(|n| ballast_models::notes::metrics::in_key(base.key.unwrap(), n.pitch)).count();
-    eprintln!("asked G major: found {found}; {in_g} of {} notes in G major", long.notes.len());
+    // Asked for G major, the music leans to G major: far more notes belong to it than to a distant key
+    // (C# major shares two of its seven pitch classes). The key token is a soft control: measured on the
+    // committed model, 0.778 of these pieces' notes are in G major and 0.378 in C# major (the pieces
+    // modulate, and the model does not always settle in the key it was given); the bounds leave slack.
+    let (mut in_g, mut in_far, mut total) = (0, 0, 0);
+    let mut m = Some(m);
+    for seed in 20..26 {
+        let (p, back) = piece(m.take().unwrap(), Options { seed, ..base.clone() }, BARS);
+        m = Some(back);
+        total += p.notes.len();
+        in_g += p.notes.iter().filter(|n| in_key(Key { tonic: 7, minor: false }, n.pitch)).count();
+        in_far += p.notes.iter().filter(|n| in_key(Key { tonic: 1, minor: false }, n.pitch)).count();
+    }
+    let (g_share, far_share) = (in_g as f64 / total as f64, in_far as f64 / total as f64);
+    eprintln!("asked for G major: {g_share:.3} of {total} notes in G major, {far_share:.3} in C# major");
+    assert!(g_share >= 0.7, "asked for G major, only {g_share:.3} of the notes are in it");
+    assert!(g_share - far_share >= 0.25, "asked for G major: {g_share:.3} in G, {far_share:.3} in C# major");
+    let m = m.unwrap();
 
     // Priming: the piece starts with the primer, then continues.
     let prime = tokens_from_notes(&a.notes, 64).unwrap();

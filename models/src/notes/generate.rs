@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::events::{notes_from_tokens, Note, NoteTracker};
 use super::model::StepModel;
-use super::tokens::{Key, TokenPiece, BOS, KEY0, KEY_SLOT, STEPS_PER_BAR, VOICES};
+use super::tokens::{Key, TokenPiece, BOS, HOLD, KEY0, KEY_SLOT, ONSET0, REST, STEPS_PER_BAR, VOICES};
 use crate::rng::Rng;
 use crate::session::ModelError;
 
@@ -17,17 +17,19 @@ pub const MAX_TEMPERATURE: f32 = 5.0;
 pub const DEFAULT_TOP_P: f32 = 0.8;
 /// The default [`Options::temperature`]: measured in `NOTES_MODEL_CARD.md` (the highest that keeps the key
 /// share above the floor of issue 7).
-pub const DEFAULT_TEMPERATURE: f32 = 0.7;
+pub const DEFAULT_TEMPERATURE: f32 = 0.6;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
     /// Same seed, same model, same options: same notes.
     pub seed: u64,
-    /// Softmax temperature, in (0, [`MAX_TEMPERATURE`]]: below 1 safer, above 1 more adventurous.
+    /// Softmax temperature of the pitch of each new note, in (0, [`MAX_TEMPERATURE`]]: below 1 safer,
+    /// above 1 more adventurous. The rhythm (rest, hold, new note) is always drawn at the model's own
+    /// probabilities.
     pub temperature: f32,
     /// Nucleus sampling (A. Holtzman et al., "The Curious Case of Neural Text Degeneration", ICLR 2020):
-    /// each token is drawn from the most likely tokens whose probabilities add up to `top_p`, in (0, 1];
+    /// each new note's pitch is drawn from the most likely pitches whose probabilities add up to `top_p`, in (0, 1];
     /// 1 draws from all. Cuts the long tail of unlikely (mostly out-of-key) pitches that otherwise adds up
     /// over hundreds of notes.
     pub top_p: f32,
@@ -111,6 +113,16 @@ pub struct Generator {
 struct Scratch {
     probs: Vec<f64>,
     order: Vec<u32>,
+    rhythm: [f32; 3],
+}
+
+/// Logits of rest, hold and "a new note" (the log of the onsets' summed probability).
+fn rhythm_logits(logits: &[f32], out: &mut [f32; 3]) -> [f32; 3] {
+    let onsets = &logits[ONSET0 as usize..];
+    let max = onsets.iter().copied().filter(|l| l.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+    let sum: f32 = onsets.iter().filter(|l| l.is_finite()).map(|&l| (l - max).exp()).sum();
+    *out = [logits[REST as usize], logits[HOLD as usize], max + sum.ln()];
+    *out
 }
 
 impl Generator {
@@ -184,7 +196,17 @@ impl Generator {
             self.read(v)?;
             // Only voice tokens (rest, hold, onsets): a key or BOS token mid-piece means nothing.
             let logits = &self.model.logits()[..KEY0 as usize];
-            let t = sample(logits, temperature, top_p, &mut self.rng, &mut self.scratch);
+            // Rhythm first, as the model has it: rest, hold or a new note, at temperature 1 and without
+            // truncation. Temperature and top_p then shape only which pitch a new note gets. Applied to
+            // all tokens at once, they favour holds (the likeliest token almost everywhere) and the music
+            // slows to a third of Bach's notes (NOTES_MODEL_CARD.md).
+            let kind =
+                sample(&rhythm_logits(logits, &mut self.scratch.rhythm), 1.0, 1.0, &mut self.rng, &mut self.scratch);
+            let t = match kind {
+                0 => REST,
+                1 => HOLD,
+                _ => ONSET0 + sample(&logits[ONSET0 as usize..], temperature, top_p, &mut self.rng, &mut self.scratch),
+            };
             *slot = t;
             self.pending = t;
         }
@@ -236,7 +258,7 @@ pub fn generate(
 /// Samples an index of `logits` at `temperature`, from the smallest set of most likely indices whose
 /// probability reaches `top_p`.
 fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut Rng, scratch: &mut Scratch) -> u32 {
-    let Scratch { probs, order } = scratch;
+    let Scratch { probs, order, .. } = scratch;
     probs.clear();
     let inv_t = 1.0 / f64::from(temperature);
     let max = logits.iter().copied().filter(|l| l.is_finite()).fold(f32::NEG_INFINITY, f32::max);
