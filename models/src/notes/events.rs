@@ -74,8 +74,7 @@ impl NoteTracker {
 
     /// Adds one step's tokens.
     pub fn push(&mut self, tokens: &[u32; VOICES], out: &mut Vec<Note>) {
-        for v in 0..VOICES {
-            let t = tokens[v];
+        for (v, &t) in tokens.iter().enumerate() {
             if t == HOLD {
                 continue;
             }

@@ -269,7 +269,8 @@ fn sample(logits: &[f32], temperature: f32, top_p: f32, rng: &mut Rng, scratch: 
         total += p;
         probs.push(p);
     }
-    if !(total > 0.0) {
+    // NaN fails every comparison: `total > 0.0` is the finite, positive case only.
+    if total.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
         return 0;
     }
     order.clear();
