@@ -138,3 +138,35 @@ impl TokenPiece {
         Ok(TokenPiece { key, offset_steps, bar_steps: bar_steps.max(1), steps })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_and_round_trip_through_tokens() {
+        let cases = [
+            ("G", 7, false),
+            ("g", 7, true),
+            ("f#", 6, true),
+            ("Bb minor", 10, true),
+            ("Eb major", 3, false),
+            ("c#m", 1, true),
+            ("bb", 10, true),
+            ("B", 11, false),
+            ("Cb", 11, false),
+        ];
+        for (text, tonic, minor) in cases {
+            let k = Key::parse(text).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(k, Key { tonic, minor }, "{text}");
+            assert_eq!(Key::from_token(k.token()), Some(k));
+        }
+        for bad in ["", "H", "G dorian"] {
+            assert!(Key::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Key { tonic: 10, minor: false }.transposed(3), Key { tonic: 1, minor: false });
+        assert_eq!(onset(PITCH_LO).and_then(onset_pitch), Some(PITCH_LO));
+        assert_eq!(onset(PITCH_HI + 1), None);
+        assert_eq!(onset_pitch(KEY0), None);
+    }
+}
