@@ -235,6 +235,10 @@ enum GenCommand {
         /// Nucleus sampling (0..1]: draw each token from the likeliest ones covering this probability.
         #[arg(long, default_value_t = ballast_models::notes::generate::DEFAULT_TOP_P)]
         top_p: f32,
+        /// Redraw any pitch that would make parallel fifths or octaves with another voice (the model makes
+        /// them in ~5% of joint motions; Bach in 0.1%).
+        #[arg(long)]
+        avoid_parallels: bool,
         /// Semitones to shift every note by, after generation (-24..24).
         #[arg(long, default_value_t = 0)]
         transpose: i32,
@@ -250,7 +254,7 @@ enum GenCommand {
         /// The note model (.onnx); default: the installed or source tree's notes.onnx.
         #[arg(long)]
         model: Option<PathBuf>,
-        /// Print JSON: {output, model, bars, seed, key, tempo_bpm, temperature, top_p, transpose, voices,
+        /// Print JSON: {output, model, bars, seed, key, tempo_bpm, temperature, top_p, avoid_parallels, transpose, voices,
         /// tracks, notes, duration_s, generation_s, bytes}.
         #[arg(long)]
         json: bool,
@@ -291,6 +295,7 @@ fn main() -> ExitCode {
             tempo,
             temperature,
             top_p,
+            avoid_parallels,
             transpose,
             key,
             voices,
@@ -304,6 +309,7 @@ fn main() -> ExitCode {
             tempo_bpm: tempo,
             temperature,
             top_p,
+            avoid_parallels,
             transpose,
             key,
             voices,

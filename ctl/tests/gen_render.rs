@@ -75,6 +75,11 @@ fn renders_a_midi_file_that_parses_back() {
     let p = primed.to_str().unwrap();
     let v = json(&ctl(&["gen", "render", "--bars", "2", "-o", p, "--prime", f, "--json"]));
     assert_eq!(v["bars"], 10, "8 bars of primer + 2");
+
+    let avoid = d.0.join("avoid.mid");
+    let a = avoid.to_str().unwrap();
+    let v = json(&ctl(&["gen", "render", "--bars", "4", "--seed", "7", "-o", a, "--avoid-parallels", "--json"]));
+    assert_eq!(v["avoid_parallels"], true);
 }
 
 #[test]

@@ -187,3 +187,28 @@ fn bad_options_are_refused() {
     let e = generate(load(), Options { prime: vec![2, 2, 2], ..Options::default() }, 1, |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("primer"), "{e}");
 }
+
+#[test]
+fn avoiding_parallels_removes_them() {
+    let mut m = Some(load());
+    let (mut with, mut without) = (Counts::default(), Counts::default());
+    for seed in 1..=4 {
+        for (avoid, counts) in [(true, &mut with), (false, &mut without)] {
+            let options = Options { seed, avoid_parallels: avoid, ..Options::default() };
+            let (p, back) = piece(m.take().unwrap(), options, BARS);
+            m = Some(back);
+            counts.add(&Counts::of_piece(&p.notes));
+        }
+    }
+    eprintln!("parallels without avoidance: {without:?}\nwith: {with:?}");
+    assert!(without.parallel_fifths + without.parallel_octaves > 0, "the model made no parallels to avoid");
+    // Redraws are capped (PARALLEL_RETRIES), so a few may remain in principle; none did in 100 pieces.
+    let (w, wo) = (with.summary(), without.summary());
+    assert!(
+        w.parallel_fifths_rate + w.parallel_octaves_rate <= 0.1 * (wo.parallel_fifths_rate + wo.parallel_octaves_rate),
+        "{w:?}"
+    );
+    // Key share with avoidance is reported over 100 pieces in the card (0.928); four pieces are too few
+    // to hold it to the floor.
+    assert!(w.range_share >= RANGE_SHARE_FLOOR, "{w:?}");
+}

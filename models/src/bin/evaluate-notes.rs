@@ -34,6 +34,9 @@ struct Args {
     /// Nucleus sampling's top_p values to measure (each with every temperature).
     #[arg(long, default_values_t = [ballast_models::notes::generate::DEFAULT_TOP_P])]
     top_p: Vec<f32>,
+    /// Also measure every setting with parallels avoided (Options::avoid_parallels).
+    #[arg(long)]
+    avoid_parallels: bool,
     /// evaluate.py's NLL json, copied into the output.
     #[arg(long)]
     nll: Option<PathBuf>,
@@ -65,12 +68,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut model = Some(StepModel::load(&a.model)?);
     let mut generated = serde_json::Map::new();
     let mut speed = None;
-    for (t, top_p) in a.temperature.iter().flat_map(|&t| a.top_p.iter().map(move |&p| (t, p))) {
+    let avoid: &[bool] = if a.avoid_parallels { &[false, true] } else { &[false] };
+    let settings = a.temperature.iter().flat_map(|&t| a.top_p.iter().map(move |&p| (t, p)));
+    for ((t, top_p), avoid_parallels) in settings.flat_map(|s| avoid.iter().map(move |&v| (s, v))) {
         let mut counts = Counts::default();
         let started = Instant::now();
         let mut steps = 0usize;
         for seed in 1..=a.pieces {
-            let options = Options { seed, temperature: t, top_p, ..Options::default() };
+            let options = Options { seed, temperature: t, top_p, avoid_parallels, ..Options::default() };
             let (piece, m) = generate(model.take().expect("model returned"), options, bars, |_, _| {})?;
             model = Some(m);
             steps += piece.tokens.steps.len();
@@ -78,7 +83,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
         let secs = started.elapsed().as_secs_f64();
         let s = counts.summary();
-        eprintln!("temperature {t} top_p {top_p}: {s:?}; {:.0} steps/s", steps as f64 / secs);
+        eprintln!(
+            "temperature {t} top_p {top_p} avoid_parallels {avoid_parallels}: {s:?}; {:.0} steps/s",
+            steps as f64 / secs
+        );
         if speed.is_none() {
             // A sixteenth lasts 60 / bpm / 4 s; at 100 bpm 0.15 s.
             let steps_per_s = steps as f64 / secs;
@@ -88,7 +96,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 "note": "whole generation loop incl. sampling, one thread, wall clock on the shared machine"
             }));
         }
-        generated.insert(format!("temperature {t}, top_p {top_p}"), s.to_json());
+        let name = format!("temperature {t}, top_p {top_p}{}", if avoid_parallels { ", avoid_parallels" } else { "" });
+        generated.insert(name, s.to_json());
     }
     let nll: Value = match &a.nll {
         Some(p) => serde_json::from_str(&std::fs::read_to_string(p)?)?,

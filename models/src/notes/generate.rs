@@ -6,7 +6,9 @@ use std::fmt;
 
 use super::events::{notes_from_tokens, Note, NoteTracker};
 use super::model::StepModel;
-use super::tokens::{Key, TokenPiece, BOS, HOLD, KEY0, KEY_SLOT, ONSET0, REST, STEPS_PER_BAR, VOICES};
+use super::tokens::{
+    onset_pitch, Key, TokenPiece, BOS, HOLD, KEY0, KEY_SLOT, ONSET0, PITCH_LO, REST, STEPS_PER_BAR, VOICES,
+};
 use crate::rng::Rng;
 use crate::session::ModelError;
 
@@ -18,6 +20,9 @@ pub const DEFAULT_TOP_P: f32 = 0.8;
 /// The default [`Options::temperature`]: measured in `NOTES_MODEL_CARD.md` (the highest that keeps the key
 /// share above the floor of issue 7).
 pub const DEFAULT_TEMPERATURE: f32 = 0.6;
+
+/// The default [`Options::avoid_parallels`].
+pub const DEFAULT_AVOID_PARALLELS: bool = false;
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +47,9 @@ pub struct Options {
     /// Soprano, alto, tenor, bass: which voices produce notes. All four are always generated (each voice
     /// is written against the others); a voice switched off is only left out of the notes.
     pub voices: [bool; VOICES],
+    /// Strike out pitches that make parallel fifths or octaves with a voice already drawn at the same
+    /// step, and draw again: the textbook rule the model itself has not learnt (NOTES_MODEL_CARD.md).
+    pub avoid_parallels: bool,
     /// Voice tokens the piece starts with (whole steps, four tokens each, starting on a downbeat); the
     /// model continues from them. Empty: it starts from nothing.
     pub prime: Vec<u32>,
@@ -54,6 +62,7 @@ impl Default for Options {
             temperature: DEFAULT_TEMPERATURE,
             top_p: DEFAULT_TOP_P,
             key: None,
+            avoid_parallels: DEFAULT_AVOID_PARALLELS,
             transpose: 0,
             voices: [true; VOICES],
             prime: Vec::new(),
@@ -105,6 +114,8 @@ pub struct Generator {
     /// The last token, not yet read by the model.
     pending: u32,
     steps: Vec<[u32; VOICES]>,
+    /// The pitch each voice sounds after the last step (None: resting).
+    sounding: [Option<u8>; VOICES],
     scratch: Scratch,
 }
 
@@ -114,7 +125,11 @@ struct Scratch {
     probs: Vec<f64>,
     order: Vec<u32>,
     rhythm: [f32; 3],
+    masked: Vec<f32>,
 }
+
+/// Redraws allowed per note when avoiding parallels.
+pub const PARALLEL_RETRIES: usize = 8;
 
 /// Logits of rest, hold and "a new note" (the log of the onsets' summed probability).
 fn rhythm_logits(logits: &[f32], out: &mut [f32; 3]) -> [f32; 3] {
@@ -161,12 +176,22 @@ impl Generator {
                 Key::from_token(KEY0 + t).expect("sampled among key tokens")
             }
         };
-        let mut g = Generator { model, rng, key, pending: key.token(), steps: Vec::new(), scratch, options };
+        let mut g = Generator {
+            model,
+            rng,
+            key,
+            pending: key.token(),
+            steps: Vec::new(),
+            sounding: [None; VOICES],
+            scratch,
+            options,
+        };
         for step in primer.steps {
             for (v, &t) in step.iter().enumerate() {
                 g.read(v)?;
                 g.pending = t;
             }
+            g.note_step(&step);
             g.steps.push(step);
         }
         Ok(g)
@@ -191,6 +216,7 @@ impl Generator {
     /// Generates the next sixteenth step: soprano, alto, tenor, bass tokens.
     pub fn next_step(&mut self) -> Result<[u32; VOICES], ModelError> {
         let mut step = [0; VOICES];
+        let mut done = [REST; VOICES];
         for (v, slot) in step.iter_mut().enumerate() {
             let (temperature, top_p) = (self.options.temperature, self.options.top_p);
             self.read(v)?;
@@ -205,13 +231,65 @@ impl Generator {
             let t = match kind {
                 0 => REST,
                 1 => HOLD,
-                _ => ONSET0 + sample(&logits[ONSET0 as usize..], temperature, top_p, &mut self.rng, &mut self.scratch),
+                _ => ONSET0 + self.draw_pitch(v, &done, temperature, top_p),
             };
             *slot = t;
+            done[v] = t;
             self.pending = t;
         }
+        self.note_step(&step);
         self.steps.push(step);
         Ok(step)
+    }
+
+    /// Draws the onset index of voice `v`'s new note. With [`Options::avoid_parallels`], a pitch that
+    /// would make parallel fifths or octaves with a voice already drawn at this step is struck out and
+    /// drawn again (at most [`PARALLEL_RETRIES`] times; then the last draw stands).
+    fn draw_pitch(&mut self, v: usize, done: &[u32; VOICES], temperature: f32, top_p: f32) -> u32 {
+        let onsets = &self.model.logits()[ONSET0 as usize..KEY0 as usize];
+        if !self.options.avoid_parallels {
+            return sample(onsets, temperature, top_p, &mut self.rng, &mut self.scratch);
+        }
+        let mut masked = std::mem::take(&mut self.scratch.masked);
+        masked.clear();
+        masked.extend_from_slice(onsets);
+        let mut i = 0;
+        for _ in 0..PARALLEL_RETRIES {
+            i = sample(&masked, temperature, top_p, &mut self.rng, &mut self.scratch);
+            let pitch = PITCH_LO + i as u8;
+            if !(0..v).any(|u| self.parallel(u, v, done[u], pitch)) {
+                break;
+            }
+            masked[i as usize] = f32::NEG_INFINITY;
+        }
+        self.scratch.masked = masked;
+        i
+    }
+
+    /// Whether voice `v` moving to `pitch` while voice `u` plays `token_u` at this step makes parallel
+    /// perfect fifths or octaves (mod octave, similar motion, both straight from sounding notes), the
+    /// definition [`super::metrics::Counts`] counts.
+    fn parallel(&self, u: usize, v: usize, token_u: u32, pitch: u8) -> bool {
+        let (Some(new_u), Some(old_u), Some(old_v)) = (onset_pitch(token_u), self.sounding[u], self.sounding[v]) else {
+            return false;
+        };
+        if new_u == old_u || pitch == old_v || (new_u > old_u) != (pitch > old_v) {
+            return false;
+        }
+        let before = (i16::from(old_u) - i16::from(old_v)).rem_euclid(12);
+        let after = (i16::from(new_u) - i16::from(pitch)).rem_euclid(12);
+        before == after && (before == 7 || before == 0)
+    }
+
+    /// Keeps the sounding pitch of each voice up to date.
+    fn note_step(&mut self, step: &[u32; VOICES]) {
+        for (s, &t) in self.sounding.iter_mut().zip(step) {
+            if t == REST {
+                *s = None;
+            } else if let Some(p) = onset_pitch(t) {
+                *s = Some(p);
+            }
+        }
     }
 
     /// Generates `steps` more steps and feeds the completed notes to `tracker` (streaming use).
