@@ -70,4 +70,5 @@ models-notes: onnxruntime
 		--checkpoint $(abspath $(NOTES_DATA))/notes.pt --json $(abspath $(NOTES_DATA))/nll.json \
 		--heldout ../../tests/data/notes_heldout.txt
 	target/release/evaluate-notes --pieces 100 --temperature 0.6 --temperature 1.0 --temperature 0.5 \
-		--temperature 0.7 --top-p 0.8 --top-p 1.0 --nll $(NOTES_DATA)/nll.json --json models/notes.metrics.json
+		--temperature 0.7 --top-p 0.8 --top-p 1.0 --avoid-parallels --nll $(NOTES_DATA)/nll.json \
+		--json models/notes.metrics.json
