@@ -229,10 +229,11 @@ enum GenCommand {
         /// Tempo in quarter notes per minute (written into the file; 20..400).
         #[arg(long, default_value_t = 80.0)]
         tempo: f64,
-        /// Sampling temperature (0..5]: lower is safer and plainer, higher more adventurous.
+        /// Sampling temperature of each new note's pitch (0..5]: lower is safer and plainer, higher more
+        /// adventurous (the rhythm always follows the model's own probabilities).
         #[arg(long, default_value_t = ballast_models::notes::generate::DEFAULT_TEMPERATURE)]
         temperature: f32,
-        /// Nucleus sampling (0..1]: draw each token from the likeliest ones covering this probability.
+        /// Nucleus sampling (0..1]: draw each pitch from the likeliest ones covering this probability.
         #[arg(long, default_value_t = ballast_models::notes::generate::DEFAULT_TOP_P)]
         top_p: f32,
         /// Redraw any pitch that would make parallel fifths or octaves with another voice (the model makes
@@ -242,7 +243,8 @@ enum GenCommand {
         /// Semitones to shift every note by, after generation (-24..24).
         #[arg(long, default_value_t = 0)]
         transpose: i32,
-        /// The key to ask the model for: G, f#, Bb minor, Eb major… (default: the model draws one).
+        /// The key to ask the model for: G, f#, Bb minor, Eb major… (default: the primer's key, else the
+        /// model draws one).
         #[arg(long)]
         key: Option<String>,
         /// Voices that sound, any of s, a, t, b (all four are always composed together).
