@@ -6,6 +6,7 @@ mod client;
 mod commands;
 mod estimate;
 mod events;
+mod gen;
 mod measure;
 mod meters;
 mod units;
@@ -271,11 +272,73 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The note model: generate four-part chorale-style music (`gen render` writes a MIDI file offline).
+    #[command(subcommand)]
+    Gen(GenCommand),
     /// Prints a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions { shell: clap_complete::Shell },
     /// Prints the man page (roff): `ballastctl man | man -l -`.
     Man,
 }
+
+#[derive(Subcommand, Debug)]
+enum GenCommand {
+    /// Generates BARS bars of four-part music (soprano, alto, tenor, bass; 4/4) with the note model and
+    /// writes a standard MIDI file (format 1: a tempo track, then one track and channel per voice). Offline:
+    /// no daemon needed. The same seed and options give the same file.
+    #[command(after_help = GEN_RENDER_HELP, allow_negative_numbers = true)]
+    Render {
+        /// Bars of 4/4 to generate (after the primer, if any).
+        #[arg(long, default_value_t = 16)]
+        bars: usize,
+        /// Random seed: the same seed, model and options give the same notes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The MIDI file to write (e.g. chorale.mid).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Tempo in quarter notes per minute (written into the file; 20..400).
+        #[arg(long, default_value_t = 80.0)]
+        tempo: f64,
+        /// Sampling temperature of each new note's pitch (0..5]: lower is safer and plainer, higher more
+        /// adventurous (the rhythm always follows the model's own probabilities).
+        #[arg(long, default_value_t = ballast_models::notes::generate::DEFAULT_TEMPERATURE)]
+        temperature: f32,
+        /// Nucleus sampling (0..1]: draw each pitch from the likeliest ones covering this probability.
+        #[arg(long, default_value_t = ballast_models::notes::generate::DEFAULT_TOP_P)]
+        top_p: f32,
+        /// Redraw any pitch that would make parallel fifths or octaves with another voice (the model makes
+        /// them in ~5% of joint motions; Bach in 0.1%).
+        #[arg(long)]
+        avoid_parallels: bool,
+        /// Semitones to shift every note by, after generation (-24..24).
+        #[arg(long, default_value_t = 0)]
+        transpose: i32,
+        /// The key to ask the model for: G, f#, Bb minor, Eb major… (default: the primer's key, else the
+        /// model draws one).
+        #[arg(long)]
+        key: Option<String>,
+        /// Voices that sound, any of s, a, t, b (all four are always composed together).
+        #[arg(long, default_value = "satb")]
+        voices: String,
+        /// Start from the notes of this MIDI file (up to 8 bars; track order soprano, alto, tenor, bass).
+        #[arg(long, value_name = "FILE.mid")]
+        prime: Option<PathBuf>,
+        /// The note model (.onnx); default: the installed or source tree's notes.onnx.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Print JSON: {output, model, bars, seed, key, tempo_bpm, temperature, top_p, avoid_parallels, transpose, voices,
+        /// tracks, notes, duration_s, generation_s, bytes}.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+const GEN_RENDER_HELP: &str = "\
+Example: ballastctl gen render --bars 16 --seed 7 --output chorale.mid --tempo 72 --voices satb
+
+Exit codes: 0 written; 1 the model or ONNX Runtime is unavailable (ModelUnavailable: …); 2 a bad option or
+primer file; 4 the output cannot be written.";
 
 #[derive(Subcommand, Debug)]
 enum PresetCommand {
@@ -301,6 +364,35 @@ fn main() -> ExitCode {
         Command::Estimate { dry, wet, crossovers, json, model, onnxruntime } => {
             estimate::estimate(&dry, &wet, &crossovers, json, model.as_deref(), onnxruntime.as_deref())
         }
+        Command::Gen(GenCommand::Render {
+            bars,
+            seed,
+            output,
+            tempo,
+            temperature,
+            top_p,
+            avoid_parallels,
+            transpose,
+            key,
+            voices,
+            prime,
+            model,
+            json,
+        }) => gen::render(&gen::Render {
+            bars,
+            seed,
+            output,
+            tempo_bpm: tempo,
+            temperature,
+            top_p,
+            avoid_parallels,
+            transpose,
+            key,
+            voices,
+            prime,
+            model,
+            json,
+        }),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();
@@ -360,7 +452,7 @@ fn run(c: &client::Client, command: Command) -> Result<String, client::CtlError>
         Command::Meters { watch: false, json, .. } => meters::once(c, json),
         Command::Events { count, json } => events::watch(c, count, json).map(|()| String::new()),
         Command::Learn { node, dry, wet, json } => estimate::learn(c, &node, &dry, &wet, json),
-        Command::Measure { .. } | Command::Estimate { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Measure { .. } | Command::Estimate { .. } | Command::Completions { .. } | Command::Man | Command::Gen(_) => {
             unreachable!("handled before connecting")
         }
     }

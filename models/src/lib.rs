@@ -8,6 +8,7 @@ pub mod accuracy;
 pub mod dataset;
 pub mod estimator;
 pub mod features;
+pub mod notes;
 pub mod npy;
 pub mod params;
 pub mod refine;
