@@ -452,7 +452,11 @@ fn run(c: &client::Client, command: Command) -> Result<String, client::CtlError>
         Command::Meters { watch: false, json, .. } => meters::once(c, json),
         Command::Events { count, json } => events::watch(c, count, json).map(|()| String::new()),
         Command::Learn { node, dry, wet, json } => estimate::learn(c, &node, &dry, &wet, json),
-        Command::Measure { .. } | Command::Estimate { .. } | Command::Completions { .. } | Command::Man | Command::Gen(_) => {
+        Command::Measure { .. }
+        | Command::Estimate { .. }
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Gen(_) => {
             unreachable!("handled before connecting")
         }
     }

@@ -110,7 +110,9 @@ fn pair(dir: &Path, seconds: u32) -> (PathBuf, PathBuf) {
 
 /// `busctl --json=short call` of a root method: the reply's first value, or busctl's error text.
 fn call(bus: &Bus, method: &str, args: &[&str]) -> Result<Value, String> {
-    let mut all = vec!["--json=short", "--", "call", "org.ballast.Daemon1", "/org/ballast/Daemon1"];
+    // The refined estimate of a multiband pair takes seconds to tens of seconds on a loaded 2-core box: more
+    // than busctl's default 25 s wait (the daemon's own limit for model calls is 120 s).
+    let mut all = vec!["--json=short", "--timeout=150", "--", "call", "org.ballast.Daemon1", "/org/ballast/Daemon1"];
     all.extend_from_slice(&["org.ballast.Daemon1", method]);
     all.extend_from_slice(args);
     let (ok, out, err) = bus.busctl(&all);
@@ -223,7 +225,14 @@ fn learn_sets_running_nodes_as_one_transaction_while_audio_flows() {
         std::thread::spawn(move || {
             let t0 = Instant::now();
             let out = Command::new("busctl")
-                .args(["--user", "--json=short", "call", "org.ballast.Daemon1", "/org/ballast/Daemon1"])
+                .args([
+                    "--user",
+                    "--json=short",
+                    "--timeout=150",
+                    "call",
+                    "org.ballast.Daemon1",
+                    "/org/ballast/Daemon1",
+                ])
                 .args(["org.ballast.Daemon1", "Learn", "sss", "mb"])
                 .arg(&dry)
                 .arg(&wet)
