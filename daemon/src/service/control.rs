@@ -13,6 +13,7 @@ use crossbeam_channel::{Receiver, Sender};
 use tracing::{debug, error, info, warn};
 
 use super::signals::Signal;
+use super::state_writer::StateWriter;
 use super::{describe, load_config, report_errors, Loaded};
 use crate::backend::{self, Backend, BackendEvent, BackendState, BackendStats};
 use crate::config::{Backend as BackendKind, Config};
@@ -62,7 +63,8 @@ pub struct Service {
     backend: Option<Box<dyn Backend>>,
     stats: Arc<BackendStats>,
     events: Receiver<BackendEvent>,
-    store: StateStore,
+    /// Saves snapshots off this thread (`None` once stopped).
+    state_writer: Option<StateWriter>,
     sample_rate: u32,
     _reclaimer: ReclaimerThread,
     watchdog: Option<notify::WatchdogThread>,
@@ -190,7 +192,9 @@ impl Service {
             backend: Some(backend),
             stats,
             events,
-            store,
+            state_writer: Some(
+                StateWriter::spawn(store).map_err(|e| format!("cannot start the state writer thread: {e}"))?,
+            ),
             sample_rate,
             _reclaimer: reclaimer,
             watchdog,
@@ -643,9 +647,8 @@ impl Service {
             graph: self.controller.current_spec(),
             bypassed: self.controller.bypassed(),
         };
-        match self.store.save(&state) {
-            Ok(()) => debug!("state saved to {}", self.store.path().display()),
-            Err(e) => warn!("cannot save state to {}: {e}", self.store.path().display()),
+        if let Some(w) = &self.state_writer {
+            w.save(state);
         }
     }
 
@@ -667,6 +670,10 @@ impl Service {
             info!("{name} backend stopped");
         }
         self.save_state();
+        // Everything queued reaches the disk before the process exits.
+        if let Some(w) = self.state_writer.take() {
+            w.finish();
+        }
         info!("stopped");
         ExitCode::SUCCESS
     }

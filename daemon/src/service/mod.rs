@@ -15,6 +15,7 @@
 pub mod control;
 pub mod memory;
 pub mod signals;
+pub mod state_writer;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
