@@ -509,12 +509,13 @@ fn runs_the_engine_in_jack() {
 
     // A few seconds of running: no xruns at 256 frames, no allocation in the process callback.
     // Xruns are server-wide (every client hears each one) and this machine is shared (other RT
-    // threads, builds): a window with xruns is retried, up to 5 windows of 2 s. If none is clean, the
+    // threads, builds): a window with xruns is retried, up to 10 windows of 2 s (CI once saw a 10 s stall
+    // of the whole machine: 357 cycles in 2 s where the server alone makes 375). If none is clean, the
     // same is measured with ballast stopped and only the test client (a plain pass-through) left:
     // ballast must not do worse than the machine does without it. The counting itself is checked
     // against what the server told the test client.
     let mut ballast_xruns = Vec::new();
-    for window in 1..=5 {
+    for window in 1..=10 {
         let (cycles0, guarded0, violations0) =
             (stats.cycles(), GUARDED_CYCLES.load(Ordering::Relaxed), violation_count());
         let (xruns0, told0) = (stats.xruns(), tester.xruns.load(Ordering::Relaxed));
