@@ -475,16 +475,9 @@ impl Refiner {
     /// Refines band `band` from `start`. Never returns settings outside the [`ranges`].
     pub fn refine_band(&mut self, band: usize, start: CompressorParams, cfg: &RefineConfig) -> BandFit {
         self.evals = 0;
-        // A network that answered NaN starts from the middle of the ranges.
-        let start = CompressorParams::from_normalised(start.normalised().map(|u| if u.is_finite() { u } else { 0.5 }));
+        let start = finite_start(start);
         if self.bands[band].silent {
-            return BandFit {
-                params: start,
-                residual_db: f32::NAN,
-                start_residual_db: f32::NAN,
-                spread_db: 0.0,
-                evals: 0,
-            };
+            return BandFit::unfitted(start);
         }
         let n = self.bands[band].dry[0].len();
         let coarse_span = ((COARSE_S * self.sample_rate) as usize).min(n);
@@ -538,15 +531,9 @@ impl Refiner {
     /// [`Refiner::set_context`] moved the other bands). `start_residual_db` of the result is NaN.
     pub fn polish_band(&mut self, band: usize, start: CompressorParams, evals: usize) -> BandFit {
         self.evals = 0;
-        let start = CompressorParams::from_normalised(start.normalised().map(|u| if u.is_finite() { u } else { 0.5 }));
+        let start = finite_start(start);
         if self.bands[band].silent {
-            return BandFit {
-                params: start,
-                residual_db: f32::NAN,
-                start_residual_db: f32::NAN,
-                spread_db: 0.0,
-                evals: 0,
-            };
+            return BandFit::unfitted(start);
         }
         let n = self.bands[band].dry[0].len();
         self.makeup[band] = start.makeup_db;
@@ -655,6 +642,18 @@ fn nelder_mead(
     }
     simplex.sort_by(|a, b| a.0.total_cmp(&b.0));
     (simplex[0].0, clamp(simplex[0].1))
+}
+
+/// `start` with every non-finite setting (a network that answered NaN) moved to the middle of its range.
+fn finite_start(start: CompressorParams) -> CompressorParams {
+    CompressorParams::from_normalised(start.normalised().map(|u| if u.is_finite() { u } else { 0.5 }))
+}
+
+impl BandFit {
+    /// A silent band: nothing to compare, so the start comes back unfitted.
+    fn unfitted(start: CompressorParams) -> BandFit {
+        BandFit { params: start, residual_db: f32::NAN, start_residual_db: f32::NAN, spread_db: 0.0, evals: 0 }
+    }
 }
 
 #[cfg(test)]
